@@ -1,0 +1,24 @@
+"""taskforge: procedural verifiable tasks with controllable difficulty, and the curriculum that doses them."""
+
+from taskforge.api import generate, verify
+from taskforge.extract import extract_answer
+from taskforge.generator import Generator, Knob, KnobError
+from taskforge.registry import families, generator_class, get_generator, register
+from taskforge.task import Task, Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Generator",
+    "Knob",
+    "KnobError",
+    "Task",
+    "Verdict",
+    "extract_answer",
+    "families",
+    "generate",
+    "generator_class",
+    "get_generator",
+    "register",
+    "verify",
+]

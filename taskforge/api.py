@@ -1,0 +1,38 @@
+"""The plain Python API: `generate` tasks, `verify` responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from taskforge.registry import get_generator
+from taskforge.task import Task, Verdict
+
+
+def generate(
+    family: str,
+    n: int | None,
+    *,
+    level: int | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    split: str = "train",
+    start: int = 0,
+) -> Iterator[Task]:
+    """Yield tasks `start .. start+n-1` of a family (endless when n is None).
+
+    `level` picks a rung of the family's ladder (0 = easiest); `params` override single knobs.
+    """
+    gen = get_generator(family)
+    resolved = gen.resolve_params(level, params)
+    i = start
+    while n is None or i < start + n:
+        yield gen.sample(resolved, seed, split, i)
+        i += 1
+
+
+def verify(task: Task | dict[str, Any], response: Any) -> Verdict:
+    """Check one response against a task (a Task or its dict form). Never raises on bad responses."""
+    if isinstance(task, dict):
+        task = Task.from_dict(task)
+    return get_generator(task.family).safe_verify(task, response)

@@ -1,0 +1,13 @@
+"""`taskforge` command line: one module per command group, all registered on `app`."""
+
+from taskforge.cli.app import app
+
+# Importing a command module registers its commands on `app`.
+from taskforge.cli import families as _families  # noqa: E402,F401
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,197 @@
+"""The Generator contract: declared knobs, a ladder of levels, `generate` and `verify`.
+
+A family is one subclass in one file under `generators/`:
+
+    @register
+    class Multiplication(Generator):
+        family, version = "multiplication", "1"
+        knobs = (Knob("digits_a", int, 3, low=1, high=30), ...)
+        levels = ({"digits_a": 1, "digits_b": 1}, ...)          # easy to hard
+        def difficulty(self, params): ...
+        def generate(self, params, rng): return self.make_task(params, prompt=..., answer=..., check=...)
+        def verify(self, task, response): ...                  # reads only `task`, never `self`'s state
+
+Both `generate` and `verify` are pure: same inputs, same bytes, in any process.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from taskforge.seeding import hash_unit, item_rng
+from taskforge.task import Task, Verdict, canonical_json, content_id
+
+# Splits are disjoint by construction: a task belongs to the split that owns the hash bucket of its id.
+# Train owns 14/16 of the space, val and test 1/16 each, so even a level with a handful of distinct
+# problems never leaks a test item into train. Other split names share train's buckets.
+SPLIT_BUCKETS: dict[str, tuple[float, float]] = {"val": (0.875, 0.9375), "test": (0.9375, 1.0)}
+TRAIN_BUCKET = (0.0, 0.875)
+MAX_SPLIT_DRAWS = 2000
+
+
+def split_owns(split: str, task_id: str) -> bool:
+    low, high = SPLIT_BUCKETS.get(split, TRAIN_BUCKET)
+    return low <= hash_unit("split", task_id) < high
+
+
+class KnobError(ValueError):
+    """A bad knob name or value; the message names what is valid."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A typed difficulty knob: an int/float range or a set of choices."""
+
+    name: str
+    type: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "|".join(str(c) for c in self.choices)
+        if self.type is bool:
+            return "true|false"
+        return f"{self.type.__name__} in [{self.low}, {self.high}]"
+
+    def coerce(self, value: Any) -> Any:
+        """Parse (from CLI strings too) and range-check a value."""
+        try:
+            if self.type is bool and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                value = value.lower() in ("true", "1")
+            elif self.type is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+                value = self.type(value)
+        except (TypeError, ValueError):
+            raise KnobError(f"knob {self.name!r} expects {self.describe()}, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise KnobError(f"knob {self.name!r} expects one of {self.describe()}, got {value!r}")
+        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            raise KnobError(f"knob {self.name!r} expects {self.describe()}, got {value!r}")
+        return value
+
+
+class Generator:
+    """Base class of every task family. Subclasses set the class attributes and the three methods."""
+
+    family: ClassVar[str]
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ""
+    knobs: ClassVar[Sequence[Knob]] = ()
+    levels: ClassVar[Sequence[dict[str, Any]]] = ({},)
+    partial_credit: ClassVar[bool] = False
+
+    # ---- to implement -------------------------------------------------------------------------
+    def difficulty(self, params: dict[str, Any]) -> float:
+        raise NotImplementedError
+
+    def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
+        raise NotImplementedError
+
+    def verify(self, task: Task, response: str) -> Verdict:
+        raise NotImplementedError
+
+    # ---- optional ------------------------------------------------------------------------------
+    def guess_rate(self, params: dict[str, Any]) -> float:
+        """Chance that a blind guess passes (a short SAT formula is often satisfied at random)."""
+        return 0.0
+
+    def gold_response(self, task: Task) -> str:
+        """The gold answer written as a model would write it; the conformance suite verifies it."""
+        return f"<answer>{task.answer}</answer>"
+
+    def corrupt_answer(self, task: Task, rng: random.Random) -> str | None:
+        """A plausible wrong response (for the conformance suite), or None if the family cannot make one."""
+        return None
+
+    # ---- provided ------------------------------------------------------------------------------
+    @classmethod
+    def knob(cls, name: str) -> Knob:
+        for k in cls.knobs:
+            if k.name == name:
+                return k
+        valid = ", ".join(k.name for k in cls.knobs) or "(none)"
+        raise KnobError(f"family {cls.family!r} has no knob {name!r}; valid: {valid}")
+
+    @classmethod
+    def resolve_params(cls, level: int | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults, then the level's settings, then explicit params; every value range-checked."""
+        out = {k.name: k.default for k in cls.knobs}
+        if level is not None:
+            if not isinstance(level, int) or not 0 <= level < len(cls.levels):
+                raise KnobError(f"family {cls.family!r} has levels 0..{len(cls.levels) - 1}, got {level!r}")
+            out.update(cls.levels[level])
+        for name, value in (params or {}).items():
+            out[name] = cls.knob(name).coerce(value)
+        for k in cls.knobs:
+            out[k.name] = k.coerce(out[k.name])
+        return out
+
+    def make_task(
+        self,
+        params: dict[str, Any],
+        *,
+        prompt: str,
+        answer: str,
+        check: dict[str, Any],
+        meta: dict[str, Any] | None = None,
+        system: str | None = None,
+    ) -> Task:
+        """Build a Task from a generated problem; seed, split and index are filled in by `sample`."""
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
+        return Task(
+            id=content_id(self.family, prompt, check),
+            family=self.family,
+            version=self.version,
+            params=dict(params),
+            difficulty=float(self.difficulty(params)),
+            seed=0,
+            split="",
+            index=0,
+            prompt=prompt,
+            messages=messages,
+            answer=answer,
+            check=check,
+            meta=dict(meta or {}),
+        )
+
+    def sample(self, params: dict[str, Any], seed: int, split: str, index: int) -> Task:
+        """Item `index` of (params, seed, split): deterministic, and owned by `split`'s id bucket."""
+        canon = _canonical_params(params)
+        rng = item_rng(self.family, self.version, canon, seed, split, index)
+        for _ in range(MAX_SPLIT_DRAWS):
+            task = self.generate(params, rng)
+            if split_owns(split, task.id):
+                return Task(**{**task.to_dict(), "seed": seed, "split": split, "index": index})
+        raise RuntimeError(
+            f"{self.family} with {params} has too few distinct problems to fill split {split!r}; "
+            "choose a harder level"
+        )
+
+    def safe_verify(self, task: Task, response: Any) -> Verdict:
+        """`verify`, made total: any input gives a Verdict, a verifier bug gives reason 'error'."""
+        if not isinstance(response, str):
+            return Verdict.fail("malformed", details_type=type(response).__name__)
+        try:
+            verdict = self.verify(task, response)
+        except Exception as exc:  # a verifier must never take the caller down
+            return Verdict.fail("error", error=f"{type(exc).__name__}: {exc}"[:500])
+        if not isinstance(verdict, Verdict):
+            return Verdict.fail("error", error=f"verify returned {type(verdict).__name__}")
+        return verdict
+
+
+def _canonical_params(params: dict[str, Any]) -> dict[str, Any]:
+    # Round-trip through canonical JSON so that tuples and lists hash alike.
+    return json.loads(canonical_json(params))
