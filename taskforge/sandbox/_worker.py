@@ -97,8 +97,54 @@ def compile_filter() -> tuple[SockFprog, ctypes.Array]:
 def install_filter(prog: SockFprog) -> None:
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    if landlock_fd >= 0:
+        if libc.syscall(LL_RESTRICT, landlock_fd, 0) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+        os.close(landlock_fd)
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "seccomp filter refused")
+
+
+# ---- Landlock: the file system the child may read ------------------------------------------------------
+# Read-only access to the interpreter's installation and the system libraries, nothing else (no /etc,
+# no /proc, no home, no dataset files), and no write anywhere. Kernels without Landlock skip this layer;
+# bubblewrap's mount namespace and the seccomp filter still apply.
+LL_CREATE, LL_ADD_RULE, LL_RESTRICT = 444, 445, 446
+LL_EXECUTE, LL_READ_FILE, LL_READ_DIR = 1, 4, 8
+landlock_fd = -1
+
+
+class PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_ruleset(paths: list[str]) -> int:
+    """A ruleset fd built once in the worker; -1 if the kernel has no Landlock."""
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(LL_CREATE, None, 0, 1)  # LANDLOCK_CREATE_RULESET_VERSION
+    if abi < 1:
+        return -1
+    handled = (1 << 13) - 1 | (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0)
+    attr = ctypes.c_uint64(handled)
+    fd = libc.syscall(LL_CREATE, ctypes.byref(attr), 8, 0)
+    if fd < 0:
+        return -1
+    for path in paths:
+        try:
+            parent = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        rule = PathBeneath(LL_EXECUTE | LL_READ_FILE | LL_READ_DIR, parent)
+        libc.syscall(LL_ADD_RULE, fd, 1, ctypes.byref(rule), 0)  # LANDLOCK_RULE_PATH_BENEATH
+        os.close(parent)
+    return fd
+
+
+def readable_paths() -> list[str]:
+    paths = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)), "/usr"}
+    paths |= {os.path.realpath(p) for p in ("/lib", "/lib64", "/lib32", "/bin")}
+    return sorted(p for p in paths if os.path.isdir(p))
 
 
 def build_filter():  # -> pyseccomp.SyscallFilter
@@ -145,12 +191,31 @@ def confine(job: dict, seccomp_filter) -> None:
     ):
         resource.setrlimit(limit, value)
     if os.getuid() == 0:
-        os.setgroups([])
-        os.setresgid(NOBODY, NOBODY, NOBODY)
-        os.setresuid(NOBODY, NOBODY, NOBODY)
+        drop_root(keep_read=landlock_fd >= 0)
     # After the uid change, which clears it: the child dies with the worker.
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     install_filter(seccomp_filter)
+
+
+CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine)
+PR_SET_KEEPCAPS, CAP_DAC_READ_SEARCH = 8, 2
+
+
+def drop_root(keep_read: bool) -> None:
+    """Become nobody. With Landlock confining reads, keep CAP_DAC_READ_SEARCH alone, so that an
+    interpreter installed under a private home (/root/.pyenv) can still import lazily."""
+    keep_read = keep_read and CAPSET is not None
+    if keep_read:
+        libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)
+    if keep_read:
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+        bit = 1 << CAP_DAC_READ_SEARCH
+        data = (ctypes.c_uint32 * 6)(bit, bit, 0, 0, 0, 0)  # effective, permitted, inheritable (x2)
+        if libc.syscall(CAPSET, header, data) != 0:
+            raise OSError(ctypes.get_errno(), "capset failed")
 
 
 def child_run(job: dict) -> list:
@@ -250,7 +315,7 @@ def spawn(job: dict, seccomp_filter, body, keep: tuple[int, ...]) -> tuple[int, 
             # Close everything else, the worker's protocol pipe first of all: a forged frame there
             # would reach the host.
             low = 3
-            for fd in sorted({res_w, *keep}):
+            for fd in sorted({res_w, *keep, landlock_fd} - {-1}):
                 os.closerange(low, fd)
                 low = fd + 1
             os.closerange(low, 1 << 16)
@@ -359,13 +424,15 @@ def main() -> None:
     for name in PRELOAD:
         __import__(name)
     seccomp_filter, _keep_alive = compile_filter()
+    global landlock_fd
+    landlock_fd = landlock_ruleset(readable_paths())
     sys.dont_write_bytecode = True
     inp, out = os.dup(0), os.dup(1)
     # Stray prints (ours or a library's) must never corrupt the protocol stream.
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
-    write_frame(out, b'{"ready":true}')
+    write_frame(out, json.dumps({"ready": True, "landlock": landlock_fd >= 0}).encode())
     while True:
         frame = read_frame(inp)
         if frame is None:

@@ -159,6 +159,7 @@ class _Worker:
         if ready is None:
             self.kill()
             raise SandboxUnavailable("a sandbox worker failed to start")
+        self.landlock = bool(json.loads(ready).get("landlock"))
 
     def send(self, payload: bytes) -> None:
         self.proc.stdin.write(_HEADER.pack(len(payload)) + payload)
@@ -247,11 +248,23 @@ class Sandbox:
         atexit.register(self.close)
 
     # -- public ------------------------------------------------------------------------------------
+    def layers(self) -> dict[str, Any]:
+        """What isolates the code here: bubblewrap or not, Landlock or not (seccomp and rlimits always)."""
+        with self._lock:
+            self._start()
+            return {
+                "isolation": self.isolation,
+                "landlock": all(w.landlock for w in self._workers),
+                "seccomp": True,
+                "workers": [w.proc.pid for w in self._workers],
+            }
+
     def run(self, samples: Sequence[Sample]) -> list[Result]:
         """Judge every sample; results come back in the order of `samples`, one per sample, always."""
         results: list[Result | None] = [None] * len(samples)
         queue: deque[int] = deque()
         nonces: dict[int, str] = {}
+        retried: set[int] = set()
         for i, s in enumerate(samples):
             problem = _refuse(s)
             if problem:
@@ -278,6 +291,12 @@ class Sandbox:
                         i = w.jobs.popleft()[0]
                         results[i] = _judge(samples[i], data, nonces[i])
                     if not alive:
+                        # A worker killed from outside: its jobs run once more on a fresh one. A job
+                        # that kills its worker (an escape) dies twice and is a crash.
+                        again = [i for i, _ in w.jobs if i not in retried]
+                        retried.update(again)
+                        w.jobs = deque(j for j in w.jobs if j[0] not in again)
+                        queue.extendleft(reversed(again))
                         self._fail_all(w, results, samples, "crash", "worker died")
                 now = time.monotonic()
                 for w in list(busy.values()):
@@ -394,9 +413,9 @@ def _warn_fallback() -> None:
     if not _warned:
         _warned = True
         log.warning(
-            "bubblewrap is not available: sandboxed code runs with fork + seccomp + rlimits only "
-            "(no namespaces: it can read files the nobody user can read). Install bubblewrap, or set "
-            "%s=1 to refuse to run without it.",
+            "bubblewrap is not available: sandboxed code runs with fork + seccomp + Landlock (where the "
+            "kernel has it) + rlimits, without namespaces. Install bubblewrap, or set %s=1 to refuse "
+            "to run without it.",
             STRICT_ENV,
         )
 
