@@ -54,73 +54,206 @@ PRIMITIVES: tuple[Primitive, ...] = (
     P("add", "list", "list", "Add {k} to every element.", "x = [v + {k} for v in x]", (-7, -2, 1, 4, 10)),
     P("abs", "list", "list", "Replace every element by its absolute value.", "x = [abs(v) for v in x]"),
     P("square", "list", "list", "Square every element.", "x = [v * v for v in x]"),
-    P("mod", "list", "list", "Replace every element v by v mod {k} (the non-negative remainder, as Python's `%`).",
-      "x = [v % {k} for v in x]", (2, 3, 5, 7, 10)),  # fmt: skip
+    P(
+        "mod",
+        "list",
+        "list",
+        "Replace every element v by v mod {k} (the non-negative remainder, as Python's `%`).",
+        "x = [v % {k} for v in x]",
+        (2, 3, 5, 7, 10),
+    ),  # fmt: skip
     P("even", "list", "list", "Keep only the even elements, in order.", "x = [v for v in x if v % 2 == 0]"),
     P("odd", "list", "list", "Keep only the odd elements, in order.", "x = [v for v in x if v % 2 != 0]"),
-    P("gt", "list", "list", "Keep only the elements strictly greater than {k}, in order.",
-      "x = [v for v in x if v > {k}]", (-5, 0, 3, 8)),  # fmt: skip
+    P(
+        "gt",
+        "list",
+        "list",
+        "Keep only the elements strictly greater than {k}, in order.",
+        "x = [v for v in x if v > {k}]",
+        (-5, 0, 3, 8),
+    ),  # fmt: skip
     P("nonneg", "list", "list", "Remove the negative elements.", "x = [v for v in x if v >= 0]"),
     P("sort", "list", "list", "Sort the list in ascending order.", "x = sorted(x)"),
     P("sortdesc", "list", "list", "Sort the list in descending order.", "x = sorted(x, reverse=True)"),
     P("reverse", "list", "list", "Reverse the list.", "x = x[::-1]"),
-    P("prefix", "list", "list", "Replace the list by its running sums: element i becomes the sum of elements 0..i.",
-      "x = [sum(x[: i + 1]) for i in range(len(x))]"),  # fmt: skip
-    P("dedup", "list", "list", "Remove repeated values, keeping the first occurrence of each.",
-      "x = list(dict.fromkeys(x))"),  # fmt: skip
-    P("window", "list", "list",
-      "Replace the list by the sums of every run of {k} consecutive elements (empty if it has fewer than {k}).",
-      "x = [sum(x[i : i + {k}]) for i in range(len(x) - {k} + 1)]", (2, 3)),  # fmt: skip
-    P("diffs", "list", "list",
-      "Replace the list by the differences of neighbours, x[i + 1] - x[i] (empty if it has fewer than 2 elements).",
-      "x = [b - a for a, b in zip(x, x[1:])]"),  # fmt: skip
-    P("take", "list", "list", "Keep only the first {k} elements (all of them if there are fewer).", "x = x[:{k}]", (2, 3, 4)),
-    P("drop", "list", "list", "Drop the first {k} elements (all of them if there are fewer).", "x = x[{k}:]", (1, 2)),
-    P("condrev", "list", "list", "If the list has more than {k} elements, reverse it; otherwise leave it as it is.",
-      "x = x[::-1] if len(x) > {k} else x", (2, 3, 4)),  # fmt: skip
-    P("condneg", "list", "list", "If the sum of the elements is negative, negate every element.",
-      "x = [-v for v in x] if sum(x) < 0 else x"),  # fmt: skip
+    P(
+        "prefix",
+        "list",
+        "list",
+        "Replace the list by its running sums: element i becomes the sum of elements 0..i.",
+        "x = [sum(x[: i + 1]) for i in range(len(x))]",
+    ),  # fmt: skip
+    P(
+        "dedup",
+        "list",
+        "list",
+        "Remove repeated values, keeping the first occurrence of each.",
+        "x = list(dict.fromkeys(x))",
+    ),  # fmt: skip
+    P(
+        "window",
+        "list",
+        "list",
+        "Replace the list by the sums of every run of {k} consecutive elements (empty if it has fewer than {k}).",
+        "x = [sum(x[i : i + {k}]) for i in range(len(x) - {k} + 1)]",
+        (2, 3),
+    ),  # fmt: skip
+    P(
+        "diffs",
+        "list",
+        "list",
+        "Replace the list by the differences of neighbours, x[i + 1] - x[i] (empty if it has fewer than 2 elements).",
+        "x = [b - a for a, b in zip(x, x[1:])]",
+    ),  # fmt: skip
+    P(
+        "take",
+        "list",
+        "list",
+        "Keep only the first {k} elements (all of them if there are fewer).",
+        "x = x[:{k}]",
+        (2, 3, 4),
+    ),
+    P(
+        "drop",
+        "list",
+        "list",
+        "Drop the first {k} elements (all of them if there are fewer).",
+        "x = x[{k}:]",
+        (1, 2),
+    ),
+    P(
+        "condrev",
+        "list",
+        "list",
+        "If the list has more than {k} elements, reverse it; otherwise leave it as it is.",
+        "x = x[::-1] if len(x) > {k} else x",
+        (2, 3, 4),
+    ),  # fmt: skip
+    P(
+        "condneg",
+        "list",
+        "list",
+        "If the sum of the elements is negative, negate every element.",
+        "x = [-v for v in x] if sum(x) < 0 else x",
+    ),  # fmt: skip
     # list -> int (folds) and list -> str
     P("sum", "list", "int", "Take the sum of the elements (0 for an empty list).", "x = sum(x)"),
     P("len", "list", "int", "Take the number of elements.", "x = len(x)"),
     P("max", "list", "int", "Take the largest element (0 for an empty list).", "x = max(x, default=0)"),
     P("min", "list", "int", "Take the smallest element (0 for an empty list).", "x = min(x, default=0)"),
     P("counteven", "list", "int", "Count the even elements.", "x = sum(1 for v in x if v % 2 == 0)"),
-    P("altsum", "list", "int", "Take the alternating sum x[0] - x[1] + x[2] - ... (0 for an empty list).",
-      "x = sum(v if i % 2 == 0 else -v for i, v in enumerate(x))"),  # fmt: skip
-    P("join", "list", "str", "Write the elements in decimal, joined by commas with no spaces.",
-      "x = ','.join(str(v) for v in x)"),  # fmt: skip
+    P(
+        "altsum",
+        "list",
+        "int",
+        "Take the alternating sum x[0] - x[1] + x[2] - ... (0 for an empty list).",
+        "x = sum(v if i % 2 == 0 else -v for i, v in enumerate(x))",
+    ),  # fmt: skip
+    P(
+        "join",
+        "list",
+        "str",
+        "Write the elements in decimal, joined by commas with no spaces.",
+        "x = ','.join(str(v) for v in x)",
+    ),  # fmt: skip
     # int -> int, int -> list, int -> str
     P("iadd", "int", "int", "Add {k}.", "x = x + {k}", (-9, 3, 11)),
     P("imul", "int", "int", "Multiply by {k}.", "x = x * {k}", (-2, 3, 7)),
     P("iabs", "int", "int", "Take the absolute value.", "x = abs(x)"),
-    P("imod", "int", "int", "Take the non-negative remainder modulo {k} (Python's `%`).", "x = x % {k}", (3, 7, 10)),
-    P("collatz", "int", "int", "If the number is even, halve it; otherwise multiply it by 3 and add 1.",
-      "x = x // 2 if x % 2 == 0 else 3 * x + 1"),  # fmt: skip
-    P("digitsum", "int", "int", "Take the sum of the decimal digits of its absolute value.",
-      "x = sum(int(d) for d in str(abs(x)))"),  # fmt: skip
-    P("digits", "int", "list", "Turn it into the list of the decimal digits of its absolute value, most significant first.",
-      "x = [int(d) for d in str(abs(x))]"),  # fmt: skip
+    P(
+        "imod",
+        "int",
+        "int",
+        "Take the non-negative remainder modulo {k} (Python's `%`).",
+        "x = x % {k}",
+        (3, 7, 10),
+    ),
+    P(
+        "collatz",
+        "int",
+        "int",
+        "If the number is even, halve it; otherwise multiply it by 3 and add 1.",
+        "x = x // 2 if x % 2 == 0 else 3 * x + 1",
+    ),  # fmt: skip
+    P(
+        "digitsum",
+        "int",
+        "int",
+        "Take the sum of the decimal digits of its absolute value.",
+        "x = sum(int(d) for d in str(abs(x)))",
+    ),  # fmt: skip
+    P(
+        "digits",
+        "int",
+        "list",
+        "Turn it into the list of the decimal digits of its absolute value, most significant first.",
+        "x = [int(d) for d in str(abs(x))]",
+    ),  # fmt: skip
     P("istr", "int", "str", "Write it in decimal.", "x = str(x)"),
     # str -> str, str -> list, str -> int
     P("lower", "str", "str", "Convert it to lower case.", "x = x.lower()"),
     P("upper", "str", "str", "Convert it to upper case.", "x = x.upper()"),
     P("srev", "str", "str", "Reverse the string.", "x = x[::-1]"),
-    P("novowel", "str", "str", "Remove every vowel (a, e, i, o, u in either case).",
-      "x = ''.join(c for c in x if c not in 'aeiouAEIOU')"),  # fmt: skip
+    P(
+        "novowel",
+        "str",
+        "str",
+        "Remove every vowel (a, e, i, o, u in either case).",
+        "x = ''.join(c for c in x if c not in 'aeiouAEIOU')",
+    ),  # fmt: skip
     P("swapcase", "str", "str", "Swap the case of every letter.", "x = x.swapcase()"),
-    P("squeeze", "str", "str", "Collapse every run of the same character into one character.",
-      "x = ''.join(c for i, c in enumerate(x) if i == 0 or c != x[i - 1])"),  # fmt: skip
-    P("letters", "str", "str", "Keep only the ASCII letters.", "x = ''.join(c for c in x if c.isascii() and c.isalpha())"),
-    P("rotate", "str", "str", "Rotate it left by {k} (the first {k} characters, modulo its length, move to the end).",
-      "x = x[{k} % len(x):] + x[:{k} % len(x)] if x else x", (1, 2, 3)),  # fmt: skip
-    P("caesar", "str", "str", "Shift every lower-case ASCII letter {k} places forward in the alphabet, wrapping from z to a.",
-      "x = ''.join(chr((ord(c) - 97 + {k}) % 26 + 97) if 'a' <= c <= 'z' else c for c in x)", (1, 3, 13)),  # fmt: skip
-    P("ords", "str", "list", "Turn it into the list of the code points (ord) of its characters.", "x = [ord(c) for c in x]"),
-    P("wordlens", "str", "list", "Turn it into the list of the lengths of its words (split on whitespace).",
-      "x = [len(w) for w in x.split()]"),  # fmt: skip
+    P(
+        "squeeze",
+        "str",
+        "str",
+        "Collapse every run of the same character into one character.",
+        "x = ''.join(c for i, c in enumerate(x) if i == 0 or c != x[i - 1])",
+    ),  # fmt: skip
+    P(
+        "letters",
+        "str",
+        "str",
+        "Keep only the ASCII letters.",
+        "x = ''.join(c for c in x if c.isascii() and c.isalpha())",
+    ),
+    P(
+        "rotate",
+        "str",
+        "str",
+        "Rotate it left by {k} (the first {k} characters, modulo its length, move to the end).",
+        "x = x[{k} % len(x):] + x[:{k} % len(x)] if x else x",
+        (1, 2, 3),
+    ),  # fmt: skip
+    P(
+        "caesar",
+        "str",
+        "str",
+        "Shift every lower-case ASCII letter {k} places forward in the alphabet, wrapping from z to a.",
+        "x = ''.join(chr((ord(c) - 97 + {k}) % 26 + 97) if 'a' <= c <= 'z' else c for c in x)",
+        (1, 3, 13),
+    ),  # fmt: skip
+    P(
+        "ords",
+        "str",
+        "list",
+        "Turn it into the list of the code points (ord) of its characters.",
+        "x = [ord(c) for c in x]",
+    ),
+    P(
+        "wordlens",
+        "str",
+        "list",
+        "Turn it into the list of the lengths of its words (split on whitespace).",
+        "x = [len(w) for w in x.split()]",
+    ),  # fmt: skip
     P("slen", "str", "int", "Take its length.", "x = len(x)"),
-    P("vowels", "str", "int", "Count its vowels (a, e, i, o, u in either case).", "x = sum(c in 'aeiouAEIOU' for c in x)"),
+    P(
+        "vowels",
+        "str",
+        "int",
+        "Count its vowels (a, e, i, o, u in either case).",
+        "x = sum(c in 'aeiouAEIOU' for c in x)",
+    ),
     P("words", "str", "int", "Count its words (split on whitespace).", "x = len(x.split())"),
 )
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGH  0123"
@@ -158,7 +291,9 @@ def random_input(rng: random.Random, kind: str, size: int) -> Any:
 def edge_input(rng: random.Random, kind: str, size: int) -> Any:
     v = rng.randint(-3 * size, 3 * size)
     if kind == "list":
-        return rng.choice(([], [v], [v] * max(2, size // 2), [-abs(v) - 1 - i for i in range(size)], list(range(size))))
+        return rng.choice(
+            ([], [v], [v] * max(2, size // 2), [-abs(v) - 1 - i for i in range(size)], list(range(size)))
+        )
     if kind == "str":
         c = rng.choice(ALPHABET[:26])
         return rng.choice(("", c, c * max(2, size // 2), "   ", c.upper() + c * 3 + " " + c))
@@ -196,9 +331,12 @@ class Code(Generator):
 
     def difficulty(self, params: dict[str, Any]) -> float:
         # Composition depth dominates; longer inputs and fewer examples make the spec harder to get right.
-        return params["steps"] + params["size"] / 20 + 0.25 * max(0, 3 - params["examples"]) + 0.5 * params[
-            "edge_density"
-        ]
+        return (
+            params["steps"]
+            + params["size"] / 20
+            + 0.25 * max(0, 3 - params["examples"])
+            + 0.5 * params["edge_density"]
+        )
 
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         kind, size = params["input_type"], params["size"]
@@ -220,9 +358,16 @@ class Code(Generator):
             f"and return the result:\n{steps}\n"
         )
         if shown:
-            prompt += "\nExamples:\n" + "".join(f"{ENTRY}({_render(x)}) == {_render(reference(x))}\n" for x in shown)
+            prompt += "\nExamples:\n" + "".join(
+                f"{ENTRY}({_render(x)}) == {_render(reference(x))}\n" for x in shown
+            )
         prompt += "\n" + INSTRUCTION
-        check = {"mode": "io", "entry": ENTRY, "time_limit": TIME_LIMIT_S, "tests": [encode(t) for t in tests]}
+        check = {
+            "mode": "io",
+            "entry": ENTRY,
+            "time_limit": TIME_LIMIT_S,
+            "tests": [encode(t) for t in tests],
+        }
         result = run_samples([_sample(check, source)])[0]
         if not result.ok:
             raise RuntimeError(f"reference failed its own tests in the sandbox: {result}")
@@ -237,7 +382,9 @@ class Code(Generator):
 
     def corrupt_answer(self, task: Task, rng: random.Random) -> str | None:
         # Off by one in the result: right shape, wrong values (and a constant for strings).
-        body = task.answer.replace("    return x", rng.choice(("    return x * 2 if x else 7", "    return None")))
+        body = task.answer.replace(
+            "    return x", rng.choice(("    return x * 2 if x else 7", "    return None"))
+        )
         return f"```python\n{body}```"
 
 
@@ -262,7 +409,9 @@ def _sample(check: dict[str, Any], code: str) -> Sample:
     if check["mode"] == "check":
         return Sample(code, check["entry"], (), float(check["time_limit"]), "check", check["test_code"])
     tests = [(tuple(args), expected) for args, expected in (decode(t) for t in check["tests"])]
-    return Sample(code, check["entry"], tests, float(check["time_limit"]), float_tol=float(check.get("float_tol", 0.0)))
+    return Sample(
+        code, check["entry"], tests, float(check["time_limit"]), float_tol=float(check.get("float_tol", 0.0))
+    )
 
 
 def run_samples(samples: list[Sample]) -> list[Result]:
@@ -280,7 +429,7 @@ def verify_batch(tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdic
         else:
             pending.append((i, code))
     results = run_samples([_sample(tasks[i].check, code) for i, code in pending]) if pending else []
-    for (i, code), result in zip(pending, results):
+    for (i, code), result in zip(pending, results, strict=True):
         verdicts[i] = _to_verdict(result, code)
     return verdicts  # type: ignore[return-value]
 
@@ -298,13 +447,17 @@ def _to_verdict(result: Result, code: str) -> Verdict:
         return Verdict.fail("timeout", parsed, **details)
     if result.status == "rejected":
         return Verdict.fail("rejected", parsed, **details)
-    if result.detail.startswith("load error: SyntaxError") or result.detail.startswith("load error: IndentationError"):
+    if result.detail.startswith("load error: SyntaxError") or result.detail.startswith(
+        "load error: IndentationError"
+    ):
         return Verdict.fail("malformed", parsed, **details)
     return Verdict.fail("wrong", parsed, **details)
 
 
 # ---- problem sets ------------------------------------------------------------------------------------
-def load_problems(source: str | Path | Iterable[dict[str, Any]], *, time_limit: float = TIME_LIMIT_S) -> list[Task]:
+def load_problems(
+    source: str | Path | Iterable[dict[str, Any]], *, time_limit: float = TIME_LIMIT_S
+) -> list[Task]:
     """Tasks of family "code" from a JSONL file (or rows) in HumanEval or plain shape.
 
     HumanEval: {task_id, prompt, entry_point, test (defines check(candidate)), canonical_solution?}.
@@ -326,12 +479,15 @@ def load_problems(source: str | Path | Iterable[dict[str, Any]], *, time_limit: 
             shape = "humaneval"
         else:
             tests = [[list(t["input"]), t["output"]] for t in row["tests"]]
-            check = {"mode": "io", "entry": entry, "time_limit": time_limit, "tests": [encode(t) for t in tests]}
+            check = {
+                "mode": "io",
+                "entry": entry,
+                "time_limit": time_limit,
+                "tests": [encode(t) for t in tests],
+            }
             answer = row.get("solution", "")
             shape = "plain"
-        prompt = (
-            f"Complete the Python function `{entry}`:\n\n```python\n{row['prompt'].rstrip()}\n```\n\n{INSTRUCTION}"
-        )
+        prompt = f"Complete the Python function `{entry}`:\n\n```python\n{row['prompt'].rstrip()}\n```\n\n{INSTRUCTION}"
         tasks.append(
             Task(
                 id=content_id("code", prompt, check),

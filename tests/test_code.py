@@ -9,9 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import taskforge
-from taskforge.check import check_generator
 from taskforge.generators.code import (
     PRIMITIVES,
     Code,
@@ -21,6 +18,9 @@ from taskforge.generators.code import (
     reference_source,
     verify_batch,
 )
+
+import taskforge
+from taskforge.check import check_generator
 from taskforge.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,9 @@ def fenced(code: str) -> str:
 
 @pytest.fixture(scope="module")
 def tasks() -> list[Task]:
-    return [t for level in range(len(Code.levels)) for t in taskforge.generate("code", 3, level=level, seed=7)]
+    return [
+        t for level in range(len(Code.levels)) for t in taskforge.generate("code", 3, level=level, seed=7)
+    ]
 
 
 def test_conformance_suite_passes():
@@ -62,7 +64,7 @@ def test_compose_respects_types_and_steps():
         for steps in (1, 4, 10):
             chain = compose(rng, start, steps)
             assert len(chain) == steps and chain[0][0].takes == start
-            for (a, _), (b, _) in zip(chain, chain[1:]):
+            for (a, _), (b, _) in zip(chain, chain[1:], strict=False):
                 assert a.gives == b.takes
 
 
@@ -124,7 +126,10 @@ def test_response_extraction():
         ("I don't know", "no_answer"),
         ("```python\ndef solve(x)\n    return 1\n```", "malformed"),
         ("```python\ndef solve(x):\n    while True:\n        pass\n```", "timeout"),
-        ("```python\nclass Y:\n    def __eq__(s, o):\n        return True\ndef solve(x):\n    return Y()\n```", "wrong"),
+        (
+            "```python\nclass Y:\n    def __eq__(s, o):\n        return True\ndef solve(x):\n    return Y()\n```",
+            "wrong",
+        ),
         ("```python\nimport os\nos._exit(0)\n```", "wrong"),
         ("```python\n" + "x = 1\n" * 30000 + "```", "rejected"),
     ],
@@ -142,8 +147,13 @@ def test_generation_is_deterministic_across_processes():
         "print(h.hexdigest())\n"
     )
     outs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}).stdout  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+        ).stdout  # fmt: skip
         for seed in ("1", "2")
     }
     assert len(outs) == 1
@@ -208,7 +218,14 @@ def test_exit_before_check_fails():
 
 
 def test_plain_rows_load_from_memory():
-    rows = [{"task_id": "x", "prompt": "def f(a, b):\n", "entry_point": "f", "tests": [{"input": [1, 2], "output": 3}]}]
+    rows = [
+        {
+            "task_id": "x",
+            "prompt": "def f(a, b):\n",
+            "entry_point": "f",
+            "tests": [{"input": [1, 2], "output": 3}],
+        }
+    ]
     (t,) = load_problems(rows)
     assert taskforge.verify(t, fenced("def f(a, b):\n    return a + b\n")).passed
     assert not taskforge.verify(t, fenced("def f(a, b):\n    return float(a + b)\n")).passed  # exact types
@@ -218,7 +235,9 @@ def test_plain_rows_load_from_memory():
 def test_cli_generate_and_verify(tmp_path):
     out = tmp_path / "code.jsonl"
     cli = [str(Path(sys.executable).parent / "taskforge")]
-    subprocess.run([*cli, "generate", "code", "-n", "6", "--level", "2", "-o", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "generate", "code", "-n", "6", "--level", "2", "-o", str(out)], check=True, capture_output=True
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and all(r["family"] == "code" for r in rows)
     res = subprocess.run([*cli, "verify", str(out), "--gold", "--workers", "2", "-o", str(tmp_path / "v.jsonl")],

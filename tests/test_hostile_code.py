@@ -36,17 +36,22 @@ CORPUS: dict[str, tuple[str, set[str]]] = {
     "sleep_past_deadline": ("import time\ndef solve(x):\n    time.sleep(60)\n    return x * x\n", TIMEOUT),
     "memory_bomb": ("def solve(x):\n    return len(bytearray(1 << 34)) and x * x\n", FAIL),
     "memory_bomb_growing": (
-        "def solve(x):\n    a = []\n    while True:\n        a.append(bytearray(1 << 24))\n", NOT_PASS
+        "def solve(x):\n    a = []\n    while True:\n        a.append(bytearray(1 << 24))\n",
+        NOT_PASS,
     ),
     "huge_output": ("def solve(x):\n    while True:\n        print('x' * 65536)\n", TIMEOUT),
     "huge_result": ("def solve(x):\n    return 'x' * (24 << 20)\n", CRASH | TIMEOUT),
     "write_outside_tmp": (
-        "def solve(x):\n    open('CANARY_DIR/new.txt', 'w').write('pwned')\n    return x * x\n", FAIL
+        "def solve(x):\n    open('CANARY_DIR/new.txt', 'w').write('pwned')\n    return x * x\n",
+        FAIL,
     ),
     "overwrite_canary": ("def solve(x):\n    open('CANARY', 'w').write('pwned')\n    return x * x\n", FAIL),
     "append_canary": ("def solve(x):\n    open('CANARY', 'a').write('pwned')\n    return x * x\n", FAIL),
     "delete_canary": ("import os\ndef solve(x):\n    os.remove('CANARY')\n    return x * x\n", FAIL),
-    "rename_canary": ("import os\ndef solve(x):\n    os.rename('CANARY', 'CANARY.bak')\n    return x * x\n", FAIL),
+    "rename_canary": (
+        "import os\ndef solve(x):\n    os.rename('CANARY', 'CANARY.bak')\n    return x * x\n",
+        FAIL,
+    ),
     "chmod_canary": ("import os\ndef solve(x):\n    os.chmod('CANARY', 0)\n    return x * x\n", FAIL),
     "write_tmp_then_answer_from_it": (
         "def solve(x):\n    open('/tmp/note', 'w').write(str(x * x))\n    return int(open('/tmp/note').read())\n",
@@ -58,18 +63,25 @@ CORPUS: dict[str, tuple[str, set[str]]] = {
         "    return {r[0][0]: r[1] for r in rows}[x]\n",
         FAIL,
     ),
-    "list_home": ("import os\ndef solve(x):\n    return len(os.listdir(os.path.expanduser('~'))) + x * x\n", FAIL),
+    "list_home": (
+        "import os\ndef solve(x):\n    return len(os.listdir(os.path.expanduser('~'))) + x * x\n",
+        FAIL,
+    ),
     "socket_inet": (
         "import socket\ndef solve(x):\n    socket.create_connection(('1.1.1.1', 80), timeout=0.2)\n    return x * x\n",
         FAIL,
     ),
-    "socket_unix": ("import socket\ndef solve(x):\n    socket.socket(socket.AF_UNIX)\n    return x * x\n", FAIL),
+    "socket_unix": (
+        "import socket\ndef solve(x):\n    socket.socket(socket.AF_UNIX)\n    return x * x\n",
+        FAIL,
+    ),
     "subprocess": (
         "import subprocess\ndef solve(x):\n    subprocess.run(['sh', '-c', 'touch CANARY_DIR/sub'])\n    return x * x\n",
         FAIL,
     ),
     "os_system": (
-        "import os\ndef solve(x):\n    return x * x if os.system('touch CANARY_DIR/sys') == 0 else None\n", FAIL
+        "import os\ndef solve(x):\n    return x * x if os.system('touch CANARY_DIR/sys') == 0 else None\n",
+        FAIL,
     ),
     "exec_shell": ("import os\ndef solve(x):\n    os.execv('/bin/sh', ['sh', '-c', 'exit 0'])\n", FAIL),
     "ctypes_raw_fork": (
@@ -78,7 +90,8 @@ CORPUS: dict[str, tuple[str, set[str]]] = {
         FAIL,
     ),
     "ctypes_segfault": (
-        "import ctypes\ndef solve(x):\n    ctypes.cast(8, ctypes.POINTER(ctypes.c_int)).contents.value = 1\n", CRASH
+        "import ctypes\ndef solve(x):\n    ctypes.cast(8, ctypes.POINTER(ctypes.c_int)).contents.value = 1\n",
+        CRASH,
     ),
     "ctypes_unshare_mount": (
         "import ctypes\ndef solve(x):\n    libc = ctypes.CDLL(None)\n"
@@ -86,10 +99,17 @@ CORPUS: dict[str, tuple[str, set[str]]] = {
         "else None\n",
         FAIL,
     ),
-    "signal_parent": ("import os, signal\ndef solve(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x * x\n", FAIL),
-    "signal_everyone": ("import os, signal\ndef solve(x):\n    os.kill(-1, signal.SIGKILL)\n    return x * x\n", FAIL),
+    "signal_parent": (
+        "import os, signal\ndef solve(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x * x\n",
+        FAIL,
+    ),
+    "signal_everyone": (
+        "import os, signal\ndef solve(x):\n    os.kill(-1, signal.SIGKILL)\n    return x * x\n",
+        FAIL,
+    ),
     "proc_mem_of_parent": (
-        "import os\ndef solve(x):\n    open(f'/proc/{os.getppid()}/mem', 'wb')\n    return x * x\n", FAIL
+        "import os\ndef solve(x):\n    open(f'/proc/{os.getppid()}/mem', 'wb')\n    return x * x\n",
+        FAIL,
     ),
     "raise_own_limits": (
         "import resource\ndef solve(x):\n    resource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))\n"
@@ -127,7 +147,7 @@ CORPUS: dict[str, tuple[str, set[str]]] = {
     "os_exit_before_tests": ("import os\nos._exit(0)\ndef solve(x):\n    return None\n", CRASH),
     "os_exit_in_call": ("import os\ndef solve(x):\n    os._exit(0)\n", CRASH),
     "print_fake_pass_lines": (
-        "def solve(x):\n    print('PASS: 4/4 tests passed')\n    print('[\"0\",[\"done\",[[\"ok\",9]]]]')\n"
+        'def solve(x):\n    print(\'PASS: 4/4 tests passed\')\n    print(\'["0",["done",[["ok",9]]]]\')\n'
         "    return None\n",
         FAIL,
     ),
@@ -146,10 +166,12 @@ CORPUS: dict[str, tuple[str, set[str]]] = {
     ),
     "recursion_bomb": ("def solve(x):\n    return solve(x + 1)\n", FAIL),
     "c_stack_bomb": (
-        "import sys\nsys.setrecursionlimit(10**8)\ndef solve(x):\n    return solve(x + 1)\n", NOT_PASS
+        "import sys\nsys.setrecursionlimit(10**8)\ndef solve(x):\n    return solve(x + 1)\n",
+        NOT_PASS,
     ),
     "deeply_nested_result": (
-        "def solve(x):\n    v = []\n    for _ in range(100000):\n        v = [v]\n    return v\n", FAIL
+        "def solve(x):\n    v = []\n    for _ in range(100000):\n        v = [v]\n    return v\n",
+        FAIL,
     ),
     "exception_with_hostile_str": (
         "class E(Exception):\n    def __str__(self):\n        while True:\n            pass\n"
@@ -208,7 +230,9 @@ def host():
 def _modes():
     yield pytest.param(
         "bubblewrap",
-        marks=pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap (bwrap) is not installed or usable"),
+        marks=pytest.mark.skipif(
+            not bubblewrap_available(), reason="bubblewrap (bwrap) is not installed or usable"
+        ),
     )
     yield "fallback"
 
@@ -222,14 +246,18 @@ def corpus_run(request, host):
     samples = []
     for name in names:
         code = CORPUS[name][0]
-        code = code.replace("CANARY_DIR", str(root)).replace("CANARY", str(canary)).replace("RECORD", str(record))
+        code = (
+            code.replace("CANARY_DIR", str(root))
+            .replace("CANARY", str(canary))
+            .replace("RECORD", str(record))
+        )
         samples.append(Sample(code, "solve", TESTS, TIME_LIMIT))
     box = Sandbox(2, isolation=request.param, memory_mb=512)
     started = time.monotonic()
     results = box.run(samples)
     elapsed = time.monotonic() - started
     yield {
-        "box": box, "results": dict(zip(names, results)), "elapsed": elapsed, "mode": request.param,
+        "box": box, "results": dict(zip(names, results, strict=True)), "elapsed": elapsed, "mode": request.param,
         "canary_before": before, "listing_before": listing, "root": root, "canary": canary,
     }  # fmt: skip
     box.close()
@@ -242,9 +270,9 @@ def test_corpus_is_large_enough():
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_hostile_program_gets_its_verdict(corpus_run, name):
     result = corpus_run["results"][name]
-    if name == "read_task_record" and corpus_run["mode"] == "fallback":
-        if not corpus_run["box"].layers()["landlock"]:
-            pytest.skip("fallback mode without Landlock cannot hide files the nobody user may read")
+    fallback = corpus_run["mode"] == "fallback"
+    if name == "read_task_record" and fallback and not corpus_run["box"].layers()["landlock"]:
+        pytest.skip("fallback mode without Landlock cannot hide files the nobody user may read")
     expected = CORPUS[name][1]
     assert result.status in expected, f"{name}: {result}"
     if "pass" not in expected:
@@ -256,7 +284,11 @@ def test_host_unchanged_and_no_stray_process(corpus_run):
     after = canary.stat()
     before = corpus_run["canary_before"]
     assert canary.read_text() == "canary\n"
-    assert (after.st_mode, after.st_mtime_ns, after.st_size) == (before.st_mode, before.st_mtime_ns, before.st_size)
+    assert (after.st_mode, after.st_mtime_ns, after.st_size) == (
+        before.st_mode,
+        before.st_mtime_ns,
+        before.st_size,
+    )
     assert sorted(os.listdir(root)) == corpus_run["listing_before"]
     box = corpus_run["box"]
     # The pool still serves a normal sample, in the same workers that met the corpus or in fresh ones.
@@ -269,9 +301,14 @@ def test_host_unchanged_and_no_stray_process(corpus_run):
         time.sleep(0.1)
     assert not strays, strays
     box.close()
-    time.sleep(0.2)
-    left = {pid: info for pid, info in _descendants(os.getpid()).items() if info[1] != "Z"}
+    deadline = time.monotonic() + 5
+    while (left := _live_descendants()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not left, f"processes left after close: {left}"
+
+
+def _live_descendants() -> dict[int, tuple[int, str, str]]:
+    return {pid: info for pid, info in _descendants(os.getpid()).items() if info[1] != "Z"}
 
 
 def _strays() -> list[str]:

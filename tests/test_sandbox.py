@@ -19,18 +19,21 @@ from taskforge.sandbox import (
     Sample,
     Sandbox,
     SandboxUnavailable,
+    _plain,
     bubblewrap_available,
     default_sandbox,
+    pool,
     same,
 )
-from taskforge.sandbox import _plain, pool
 
 SQUARE = "def solve(x):\n    return x * x\n"
 TESTS = [((3,), 9), ((-2,), 4), ((0,), 0)]
 MODES = [
     pytest.param(
         "bubblewrap",
-        marks=pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap (bwrap) is not installed or usable"),
+        marks=pytest.mark.skipif(
+            not bubblewrap_available(), reason="bubblewrap (bwrap) is not installed or usable"
+        ),
     ),
     "fallback",
 ]
@@ -45,8 +48,26 @@ def box(request):
 # ---- plain data ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "value",
-    [None, True, False, 0, -(10**30), 1.5, -0.0, math.inf, "", "é\n", [1, [2, "x"]], (1, (2,)), (), {"a": 1, 2: [3]},
-     {1, 2, 3}, frozenset({"a", "b"}), {(1, 2): {None: (True,)}}, [float("nan")]],  # fmt: skip
+    [
+        None,
+        True,
+        False,
+        0,
+        -(10**30),
+        1.5,
+        -0.0,
+        math.inf,
+        "",
+        "é\n",
+        [1, [2, "x"]],
+        (1, (2,)),
+        (),
+        {"a": 1, 2: [3]},
+        {1, 2, 3},
+        frozenset({"a", "b"}),
+        {(1, 2): {None: (True,)}},
+        [float("nan")],
+    ],  # fmt: skip
 )
 def test_plain_round_trip_keeps_exact_types(value):
     back = _plain.loads(_plain.dumps(value))
@@ -80,8 +101,18 @@ def test_encoder_refuses_what_is_not_plain():
 
 @pytest.mark.parametrize(
     "payload",
-    ['{"x": [1]}', '{"t": 1}', '{"s": [[1]]}', '{"d": [[1]]}', "NaN", '{"f": "1.0"}', "[" * 5000 + "]" * 5000, "{", "",
-     '{"t": [], "s": []}'],  # fmt: skip
+    [
+        '{"x": [1]}',
+        '{"t": 1}',
+        '{"s": [[1]]}',
+        '{"d": [[1]]}',
+        "NaN",
+        '{"f": "1.0"}',
+        "[" * 5000 + "]" * 5000,
+        "{",
+        "",
+        '{"t": [], "s": []}',
+    ],  # fmt: skip
 )
 def test_decoder_is_strict(payload):
     with pytest.raises(PlainError):
@@ -89,10 +120,17 @@ def test_decoder_is_strict(payload):
 
 
 def test_set_spelling_does_not_depend_on_hash_seed():
-    code = "from taskforge.sandbox._plain import dumps; print(dumps({'pear', 'fig', 'apple', 'kiwi', 'plum'}))"
+    code = (
+        "from taskforge.sandbox._plain import dumps; print(dumps({'pear', 'fig', 'apple', 'kiwi', 'plum'}))"
+    )
     outs = {
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": s}, capture_output=True,
-                       text=True, check=True).stdout  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": s},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout  # fmt: skip
         for s in ("1", "2", "3")
     }
     assert len(outs) == 1
@@ -117,8 +155,12 @@ def test_fraction_of_tests_passed_is_reported(box):
 
 
 def test_per_sample_time_limit(box):
-    slow = Sample("import time\ndef solve(x):\n    time.sleep(0.6)\n    return x * x\n", "solve", [((2,), 4)], 0.2)
-    quick = Sample("import time\ndef solve(x):\n    time.sleep(0.6)\n    return x * x\n", "solve", [((2,), 4)], 5.0)
+    slow = Sample(
+        "import time\ndef solve(x):\n    time.sleep(0.6)\n    return x * x\n", "solve", [((2,), 4)], 0.2
+    )
+    quick = Sample(
+        "import time\ndef solve(x):\n    time.sleep(0.6)\n    return x * x\n", "solve", [((2,), 4)], 5.0
+    )
     started = time.monotonic()
     r_slow, r_quick = box.run([slow, quick])
     assert r_slow.status == "timeout" and r_quick.status == "pass"
@@ -152,7 +194,13 @@ def test_threads_work_inside_the_child(box):
 
 
 def test_oversized_or_invalid_samples_are_rejected_without_running(box):
-    r = box.run([Sample("x" * 200_000, "solve", TESTS), Sample(SQUARE, "not an identifier", TESTS), Sample("\x00", "f")])
+    r = box.run(
+        [
+            Sample("x" * 200_000, "solve", TESTS),
+            Sample(SQUARE, "not an identifier", TESTS),
+            Sample("\x00", "f"),
+        ]
+    )
     assert [x.status for x in r] == ["rejected"] * 3
 
 

@@ -60,7 +60,7 @@ def decode(obj: Any, _depth: int = 0) -> Any:
     if t is list:
         return [decode(v, _depth + 1) for v in obj]
     if t is dict and len(obj) == 1:
-        (tag, body), = obj.items()
+        ((tag, body),) = obj.items()
         if tag == "f" and body in ("nan", "inf", "-inf"):
             return float(body)
         if type(body) is not list:
@@ -114,7 +114,7 @@ def same(a: Any, b: Any, tol: float = 0.0) -> bool:
             return True
         return tol > 0 and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
     if t is list or t is tuple:
-        return len(a) == len(b) and all(same(x, y, tol) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y, tol) for x, y in zip(a, b, strict=True))
     if t is dict:
         if len(a) != len(b):
             return False

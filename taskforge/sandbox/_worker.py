@@ -9,6 +9,7 @@ what it reads, and always answers with a status: done, timeout, crash or toolarg
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -23,10 +24,28 @@ import time
 import _plain
 
 # Imported once here so that solutions find them without reading files (the child may not be able to).
-PRELOAD = (
-    "array bisect collections copy dataclasses decimal enum fractions functools heapq itertools math "
-    "operator random re statistics string textwrap typing unicodedata"
-).split()
+PRELOAD = [
+    "array",
+    "bisect",
+    "collections",
+    "copy",
+    "dataclasses",
+    "decimal",
+    "enum",
+    "fractions",
+    "functools",
+    "heapq",
+    "itertools",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "textwrap",
+    "typing",
+    "unicodedata",
+]
 
 NOBODY = 65534
 OUTPUT_KEEP = 4096
@@ -64,19 +83,131 @@ def write_frame(fd: int, data: bytes) -> None:
 # ---- the seccomp policy ----------------------------------------------------------------------------
 # Denied with EPERM: new processes, exec, sockets, tracing, mounts and namespaces, signals to others,
 # writing to the file system (threads, memory, reading and pipes keep working).
-DENY = """
-    socket socketpair execve execveat fork vfork ptrace process_vm_readv process_vm_writev
-    kill tkill tgkill rt_sigqueueinfo rt_tgsigqueueinfo pidfd_open pidfd_send_signal pidfd_getfd
-    mount umount2 pivot_root chroot unshare setns move_mount open_tree fsopen fsmount fsconfig fspick
-    creat unlink unlinkat rename renameat renameat2 mkdir mkdirat rmdir link linkat symlink symlinkat
-    chmod fchmod fchmodat chown fchown lchown fchownat truncate ftruncate mknod mknodat utime utimes
-    utimensat futimesat setxattr lsetxattr fsetxattr removexattr lremovexattr fremovexattr
-    io_uring_setup io_uring_enter io_uring_register bpf perf_event_open userfaultfd keyctl add_key
-    request_key personality reboot kexec_load kexec_file_load init_module finit_module delete_module
-    swapon swapoff syslog acct settimeofday clock_settime sethostname setdomainname quotactl
-    name_to_handle_at open_by_handle_at fanotify_init lookup_dcookie iopl ioperm
-    setuid setgid setreuid setregid setresuid setresgid setgroups setfsuid setfsgid capset
-""".split()
+DENY = (
+    # processes, exec, sockets, tracing
+    (
+        "socket",
+        "socketpair",
+        "execve",
+        "execveat",
+        "fork",
+        "vfork",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+    )
+    # signals to other processes
+    + (
+        "kill",
+        "tkill",
+        "tgkill",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "pidfd_open",
+        "pidfd_send_signal",
+        "pidfd_getfd",
+    )
+    # mounts and namespaces
+    + (
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "unshare",
+        "setns",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsmount",
+    )
+    + ("fsconfig", "fspick")
+    # changing the file system
+    + (
+        "creat",
+        "unlink",
+        "unlinkat",
+        "rename",
+        "renameat",
+        "renameat2",
+        "mkdir",
+        "mkdirat",
+        "rmdir",
+        "link",
+        "linkat",
+    )
+    + (
+        "symlink",
+        "symlinkat",
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "chown",
+        "fchown",
+        "lchown",
+        "fchownat",
+        "truncate",
+    )
+    + ("ftruncate", "mknod", "mknodat", "utime", "utimes", "utimensat", "futimesat", "setxattr", "lsetxattr")
+    + ("fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "name_to_handle_at", "open_by_handle_at")
+    # kernel interfaces that bypass or widen the rest
+    + (
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "keyctl",
+    )
+    + (
+        "add_key",
+        "request_key",
+        "personality",
+        "fanotify_init",
+        "lookup_dcookie",
+        "iopl",
+        "ioperm",
+        "syslog",
+        "acct",
+    )
+    + (
+        "reboot",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "swapon",
+        "swapoff",
+    )
+    + ("settimeofday", "clock_settime", "sethostname", "setdomainname", "quotactl")
+    # credentials
+    + (
+        "setuid",
+        "setgid",
+        "setreuid",
+        "setregid",
+        "setresuid",
+        "setresgid",
+        "setgroups",
+        "setfsuid",
+        "setfsgid",
+        "capset",
+    )
+)
+ESSENTIAL = {
+    "socket",
+    "execve",
+    "execveat",
+    "clone",
+    "clone3",
+    "kill",
+    "ptrace",
+    "mount",
+    "unshare",
+    "openat",
+    "io_uring_setup",
+}
 
 
 class SockFprog(ctypes.Structure):
@@ -152,27 +283,26 @@ def build_filter():  # -> pyseccomp.SyscallFilter
 
     f = sc.SyscallFilter(sc.ALLOW)
     deny = sc.ERRNO(errno.EPERM)
-    for name in DENY:
+
+    def rule(action: int, name: str, *args) -> None:
         try:
-            f.add_rule(deny, name)
-        except (OSError, ValueError, RuntimeError):  # not a syscall on this architecture
-            pass
+            f.add_rule(action, name, *args)
+        except (OSError, ValueError, RuntimeError):
+            if name in ESSENTIAL:  # never run without these
+                raise
+            # otherwise: not a syscall on this architecture (open, fork, ... on aarch64)
+
+    for name in DENY:
+        rule(deny, name)
     # ENOSYS, not EPERM: glibc then falls back from clone3 to clone, whose flags we can inspect.
     for name in ("clone3", "openat2"):
-        try:
-            f.add_rule(sc.ERRNO(errno.ENOSYS), name)
-        except (OSError, ValueError, RuntimeError):
-            pass
+        rule(sc.ERRNO(errno.ENOSYS), name)
     clone_thread = 0x00010000
-    f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, clone_thread, 0))  # a process, not a thread
-    write_flags = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
-    for flag in write_flags:
-        f.add_rule(deny, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
-        try:
-            f.add_rule(deny, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
-        except (OSError, ValueError, RuntimeError):
-            pass
-    f.add_rule(deny, "prlimit64", sc.Arg(0, sc.NE, 0))  # its own limits only (and only downwards)
+    rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, clone_thread, 0))  # a process, not a thread
+    for flag in (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND):
+        rule(deny, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
+        rule(deny, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
+    rule(deny, "prlimit64", sc.Arg(0, sc.NE, 0))  # its own limits only (and only downwards)
     return f
 
 
@@ -324,14 +454,10 @@ def spawn(job: dict, seccomp_filter, body, keep: tuple[int, ...]) -> tuple[int, 
             payload = json.dumps([job["nonce"], result], separators=(",", ":")).encode()
             write_all(res_w, payload)
             os.close(res_w)  # the worker answers at this end of stream, not at our (slower) exit
-        except BaseException:
-            pass
         finally:
-            os._exit(0)
-    try:
+            os._exit(0)  # whatever happened (even a BaseException): no return into the worker's loop
+    with contextlib.suppress(OSError):
         os.setpgid(pid, pid)
-    except OSError:
-        pass
     os.close(res_w)
     os.close(out_w)
     return pid, res_r, out_r
@@ -374,14 +500,10 @@ def collect(pid: int, res_r: int, out_r: int, deadline: float, result_cap: int) 
             break
     if out_r in open_fds and len(output) < OUTPUT_KEEP:  # what was printed before the result
         os.set_blocking(out_r, False)
-        try:
+        with contextlib.suppress(OSError):
             output += os.read(out_r, OUTPUT_KEEP - len(output))
-        except OSError:
-            pass
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
     signum = 0
     if status == "done" and result:
         _unreaped.append(pid)

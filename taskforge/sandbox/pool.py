@@ -11,6 +11,7 @@ that is decoded strictly and compared here with exact types.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -121,15 +122,13 @@ def bubblewrap_available() -> bool:
     if _bwrap_ok is None:
         _bwrap_ok = False
         if shutil.which("bwrap"):
-            try:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
                 probe = subprocess.run(
                     [*bwrap_command(_python(), []), "--", _python(), "-I", "-S", "-c", "pass"],
                     capture_output=True,
                     timeout=30,
                 )
                 _bwrap_ok = probe.returncode == 0
-            except (OSError, subprocess.SubprocessError):
-                pass
     return _bwrap_ok
 
 
@@ -190,15 +189,11 @@ class _Worker:
         return data
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
         for stream in (self.proc.stdin, self.proc.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         self.proc.wait()
 
 
@@ -348,10 +343,8 @@ class Sandbox:
         }
         start = w.jobs[-1][1] - HOST_GRACE_S if w.jobs else time.monotonic()
         w.jobs.append((i, start + s.time_limit + HOST_GRACE_S))
-        try:
+        with contextlib.suppress(OSError):  # it died between jobs: the reply loop sees its stream end
             w.send(json.dumps(job).encode())
-        except OSError:  # it died between jobs: the reply loop sees the end of its stream
-            pass
 
 
 def _refuse(s: Sample) -> str:
@@ -376,7 +369,9 @@ def _judge(s: Sample, frame: bytes, nonce: str) -> Result:
         return Result("timeout", total=total, output=output)
     if status != "done":
         sig = reply.get("signal") or 0
-        return Result("crash", total=total, detail=f"{status} (signal {sig})" if sig else status, output=output)
+        return Result(
+            "crash", total=total, detail=f"{status} (signal {sig})" if sig else status, output=output
+        )
     try:
         payload = json.loads(reply["payload"], parse_constant=_plain._no_constants)
         if type(payload) is not list or len(payload) != 2 or payload[0] != nonce:
@@ -394,11 +389,13 @@ def _judge(s: Sample, frame: bytes, nonce: str) -> Result:
         if body[0] != "done" or type(body[1]) is not list or len(body[1]) != total:
             raise _plain.PlainError("result count does not match the tests")
         outcomes = []
-        for (_, expected), got in zip(s.tests, body[1]):
+        for (_, expected), got in zip(s.tests, body[1], strict=True):
             if type(got) is not list or len(got) != 2 or got[0] not in ("ok", "exc", "bad"):
                 raise _plain.PlainError("bad test result")
             if got[0] == "ok":
-                outcomes.append("pass" if _plain.same(_plain.decode(got[1]), expected, s.float_tol) else "wrong")
+                outcomes.append(
+                    "pass" if _plain.same(_plain.decode(got[1]), expected, s.float_tol) else "wrong"
+                )
             else:
                 outcomes.append(f"{got[0]}:{str(got[1])[:60]}")
     except (_plain.PlainError, ValueError, TypeError, KeyError, RecursionError) as exc:
