@@ -48,214 +48,95 @@ class Primitive:
 
 
 P = Primitive
+# fmt: off
 PRIMITIVES: tuple[Primitive, ...] = (
     # list -> list
     P("mul", "list", "list", "Multiply every element by {k}.", "x = [v * {k} for v in x]", (-3, -2, 2, 3, 5)),
     P("add", "list", "list", "Add {k} to every element.", "x = [v + {k} for v in x]", (-7, -2, 1, 4, 10)),
     P("abs", "list", "list", "Replace every element by its absolute value.", "x = [abs(v) for v in x]"),
     P("square", "list", "list", "Square every element.", "x = [v * v for v in x]"),
-    P(
-        "mod",
-        "list",
-        "list",
-        "Replace every element v by v mod {k} (the non-negative remainder, as Python's `%`).",
-        "x = [v % {k} for v in x]",
-        (2, 3, 5, 7, 10),
-    ),  # fmt: skip
+    P("mod", "list", "list",
+      "Replace every element v by v mod {k} (the non-negative remainder, as Python's `%`).",
+      "x = [v % {k} for v in x]", (2, 3, 5, 7, 10)),
     P("even", "list", "list", "Keep only the even elements, in order.", "x = [v for v in x if v % 2 == 0]"),
     P("odd", "list", "list", "Keep only the odd elements, in order.", "x = [v for v in x if v % 2 != 0]"),
-    P(
-        "gt",
-        "list",
-        "list",
-        "Keep only the elements strictly greater than {k}, in order.",
-        "x = [v for v in x if v > {k}]",
-        (-5, 0, 3, 8),
-    ),  # fmt: skip
+    P("gt", "list", "list", "Keep only the elements strictly greater than {k}, in order.",
+      "x = [v for v in x if v > {k}]", (-5, 0, 3, 8)),
     P("nonneg", "list", "list", "Remove the negative elements.", "x = [v for v in x if v >= 0]"),
     P("sort", "list", "list", "Sort the list in ascending order.", "x = sorted(x)"),
     P("sortdesc", "list", "list", "Sort the list in descending order.", "x = sorted(x, reverse=True)"),
     P("reverse", "list", "list", "Reverse the list.", "x = x[::-1]"),
-    P(
-        "prefix",
-        "list",
-        "list",
-        "Replace the list by its running sums: element i becomes the sum of elements 0..i.",
-        "x = [sum(x[: i + 1]) for i in range(len(x))]",
-    ),  # fmt: skip
-    P(
-        "dedup",
-        "list",
-        "list",
-        "Remove repeated values, keeping the first occurrence of each.",
-        "x = list(dict.fromkeys(x))",
-    ),  # fmt: skip
-    P(
-        "window",
-        "list",
-        "list",
-        "Replace the list by the sums of every run of {k} consecutive elements (empty if it has fewer than {k}).",
-        "x = [sum(x[i : i + {k}]) for i in range(len(x) - {k} + 1)]",
-        (2, 3),
-    ),  # fmt: skip
-    P(
-        "diffs",
-        "list",
-        "list",
-        "Replace the list by the differences of neighbours, x[i + 1] - x[i] (empty if it has fewer than 2 elements).",
-        "x = [b - a for a, b in zip(x, x[1:])]",
-    ),  # fmt: skip
-    P(
-        "take",
-        "list",
-        "list",
-        "Keep only the first {k} elements (all of them if there are fewer).",
-        "x = x[:{k}]",
-        (2, 3, 4),
-    ),
-    P(
-        "drop",
-        "list",
-        "list",
-        "Drop the first {k} elements (all of them if there are fewer).",
-        "x = x[{k}:]",
-        (1, 2),
-    ),
-    P(
-        "condrev",
-        "list",
-        "list",
-        "If the list has more than {k} elements, reverse it; otherwise leave it as it is.",
-        "x = x[::-1] if len(x) > {k} else x",
-        (2, 3, 4),
-    ),  # fmt: skip
-    P(
-        "condneg",
-        "list",
-        "list",
-        "If the sum of the elements is negative, negate every element.",
-        "x = [-v for v in x] if sum(x) < 0 else x",
-    ),  # fmt: skip
+    P("prefix", "list", "list",
+      "Replace the list by its running sums: element i becomes the sum of elements 0..i.",
+      "x = [sum(x[: i + 1]) for i in range(len(x))]"),
+    P("dedup", "list", "list", "Remove repeated values, keeping the first occurrence of each.",
+      "x = list(dict.fromkeys(x))"),
+    P("window", "list", "list",
+      "Replace the list by the sums of every run of {k} consecutive elements (empty if it has fewer than {k}).",
+      "x = [sum(x[i : i + {k}]) for i in range(len(x) - {k} + 1)]", (2, 3)),
+    P("diffs", "list", "list",
+      "Replace the list by the differences of neighbours, x[i + 1] - x[i] (empty if it has fewer than 2 elements).",
+      "x = [b - a for a, b in zip(x, x[1:])]"),
+    P("take", "list", "list", "Keep only the first {k} elements (all of them if there are fewer).",
+      "x = x[:{k}]", (2, 3, 4)),
+    P("drop", "list", "list", "Drop the first {k} elements (all of them if there are fewer).",
+      "x = x[{k}:]", (1, 2)),
+    P("condrev", "list", "list",
+      "If the list has more than {k} elements, reverse it; otherwise leave it as it is.",
+      "x = x[::-1] if len(x) > {k} else x", (2, 3, 4)),
+    P("condneg", "list", "list", "If the sum of the elements is negative, negate every element.",
+      "x = [-v for v in x] if sum(x) < 0 else x"),
     # list -> int (folds) and list -> str
     P("sum", "list", "int", "Take the sum of the elements (0 for an empty list).", "x = sum(x)"),
     P("len", "list", "int", "Take the number of elements.", "x = len(x)"),
     P("max", "list", "int", "Take the largest element (0 for an empty list).", "x = max(x, default=0)"),
     P("min", "list", "int", "Take the smallest element (0 for an empty list).", "x = min(x, default=0)"),
     P("counteven", "list", "int", "Count the even elements.", "x = sum(1 for v in x if v % 2 == 0)"),
-    P(
-        "altsum",
-        "list",
-        "int",
-        "Take the alternating sum x[0] - x[1] + x[2] - ... (0 for an empty list).",
-        "x = sum(v if i % 2 == 0 else -v for i, v in enumerate(x))",
-    ),  # fmt: skip
-    P(
-        "join",
-        "list",
-        "str",
-        "Write the elements in decimal, joined by commas with no spaces.",
-        "x = ','.join(str(v) for v in x)",
-    ),  # fmt: skip
+    P("altsum", "list", "int", "Take the alternating sum x[0] - x[1] + x[2] - ... (0 for an empty list).",
+      "x = sum(v if i % 2 == 0 else -v for i, v in enumerate(x))"),
+    P("join", "list", "str", "Write the elements in decimal, joined by commas with no spaces.",
+      "x = ','.join(str(v) for v in x)"),
     # int -> int, int -> list, int -> str
     P("iadd", "int", "int", "Add {k}.", "x = x + {k}", (-9, 3, 11)),
     P("imul", "int", "int", "Multiply by {k}.", "x = x * {k}", (-2, 3, 7)),
     P("iabs", "int", "int", "Take the absolute value.", "x = abs(x)"),
-    P(
-        "imod",
-        "int",
-        "int",
-        "Take the non-negative remainder modulo {k} (Python's `%`).",
-        "x = x % {k}",
-        (3, 7, 10),
-    ),
-    P(
-        "collatz",
-        "int",
-        "int",
-        "If the number is even, halve it; otherwise multiply it by 3 and add 1.",
-        "x = x // 2 if x % 2 == 0 else 3 * x + 1",
-    ),  # fmt: skip
-    P(
-        "digitsum",
-        "int",
-        "int",
-        "Take the sum of the decimal digits of its absolute value.",
-        "x = sum(int(d) for d in str(abs(x)))",
-    ),  # fmt: skip
-    P(
-        "digits",
-        "int",
-        "list",
-        "Turn it into the list of the decimal digits of its absolute value, most significant first.",
-        "x = [int(d) for d in str(abs(x))]",
-    ),  # fmt: skip
+    P("imod", "int", "int", "Take the non-negative remainder modulo {k} (Python's `%`).",
+      "x = x % {k}", (3, 7, 10)),
+    P("collatz", "int", "int", "If the number is even, halve it; otherwise multiply it by 3 and add 1.",
+      "x = x // 2 if x % 2 == 0 else 3 * x + 1"),
+    P("digitsum", "int", "int", "Take the sum of the decimal digits of its absolute value.",
+      "x = sum(int(d) for d in str(abs(x)))"),
+    P("digits", "int", "list",
+      "Turn it into the list of the decimal digits of its absolute value, most significant first.",
+      "x = [int(d) for d in str(abs(x))]"),
     P("istr", "int", "str", "Write it in decimal.", "x = str(x)"),
     # str -> str, str -> list, str -> int
     P("lower", "str", "str", "Convert it to lower case.", "x = x.lower()"),
     P("upper", "str", "str", "Convert it to upper case.", "x = x.upper()"),
     P("srev", "str", "str", "Reverse the string.", "x = x[::-1]"),
-    P(
-        "novowel",
-        "str",
-        "str",
-        "Remove every vowel (a, e, i, o, u in either case).",
-        "x = ''.join(c for c in x if c not in 'aeiouAEIOU')",
-    ),  # fmt: skip
+    P("novowel", "str", "str", "Remove every vowel (a, e, i, o, u in either case).",
+      "x = ''.join(c for c in x if c not in 'aeiouAEIOU')"),
     P("swapcase", "str", "str", "Swap the case of every letter.", "x = x.swapcase()"),
-    P(
-        "squeeze",
-        "str",
-        "str",
-        "Collapse every run of the same character into one character.",
-        "x = ''.join(c for i, c in enumerate(x) if i == 0 or c != x[i - 1])",
-    ),  # fmt: skip
-    P(
-        "letters",
-        "str",
-        "str",
-        "Keep only the ASCII letters.",
-        "x = ''.join(c for c in x if c.isascii() and c.isalpha())",
-    ),
-    P(
-        "rotate",
-        "str",
-        "str",
-        "Rotate it left by {k} (the first {k} characters, modulo its length, move to the end).",
-        "x = x[{k} % len(x):] + x[:{k} % len(x)] if x else x",
-        (1, 2, 3),
-    ),  # fmt: skip
-    P(
-        "caesar",
-        "str",
-        "str",
-        "Shift every lower-case ASCII letter {k} places forward in the alphabet, wrapping from z to a.",
-        "x = ''.join(chr((ord(c) - 97 + {k}) % 26 + 97) if 'a' <= c <= 'z' else c for c in x)",
-        (1, 3, 13),
-    ),  # fmt: skip
-    P(
-        "ords",
-        "str",
-        "list",
-        "Turn it into the list of the code points (ord) of its characters.",
-        "x = [ord(c) for c in x]",
-    ),
-    P(
-        "wordlens",
-        "str",
-        "list",
-        "Turn it into the list of the lengths of its words (split on whitespace).",
-        "x = [len(w) for w in x.split()]",
-    ),  # fmt: skip
+    P("squeeze", "str", "str", "Collapse every run of the same character into one character.",
+      "x = ''.join(c for i, c in enumerate(x) if i == 0 or c != x[i - 1])"),
+    P("letters", "str", "str", "Keep only the ASCII letters.",
+      "x = ''.join(c for c in x if c.isascii() and c.isalpha())"),
+    P("rotate", "str", "str",
+      "Rotate it left by {k} (the first {k} characters, modulo its length, move to the end).",
+      "x = x[{k} % len(x):] + x[:{k} % len(x)] if x else x", (1, 2, 3)),
+    P("caesar", "str", "str",
+      "Shift every lower-case ASCII letter {k} places forward in the alphabet, wrapping from z to a.",
+      "x = ''.join(chr((ord(c) - 97 + {k}) % 26 + 97) if 'a' <= c <= 'z' else c for c in x)", (1, 3, 13)),
+    P("ords", "str", "list", "Turn it into the list of the code points (ord) of its characters.",
+      "x = [ord(c) for c in x]"),
+    P("wordlens", "str", "list", "Turn it into the list of the lengths of its words (split on whitespace).",
+      "x = [len(w) for w in x.split()]"),
     P("slen", "str", "int", "Take its length.", "x = len(x)"),
-    P(
-        "vowels",
-        "str",
-        "int",
-        "Count its vowels (a, e, i, o, u in either case).",
-        "x = sum(c in 'aeiouAEIOU' for c in x)",
-    ),
+    P("vowels", "str", "int", "Count its vowels (a, e, i, o, u in either case).",
+      "x = sum(c in 'aeiouAEIOU' for c in x)"),
     P("words", "str", "int", "Count its words (split on whitespace).", "x = len(x.split())"),
 )
+# fmt: on
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGH  0123"
 
 

@@ -265,3 +265,10 @@ def test_default_sandbox_is_per_process():
     with ctx.Pool(2) as procs:
         assert procs.map(_in_worker_process, range(4)) == ["pass"] * 4
     assert default_sandbox().run([Sample(SQUARE, "solve", TESTS)])[0].status == "pass"
+
+
+def test_cli_reports_layers():
+    cli = str(Path(sys.executable).parent / "taskforge")
+    out = subprocess.run([cli, "sandbox"], capture_output=True, text=True, check=True).stdout
+    assert "smoke sample: pass" in out
+    assert ("isolation: bubblewrap" in out) == bubblewrap_available()
