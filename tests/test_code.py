@@ -201,14 +201,32 @@ def test_assert_style_tests_are_hardened_against_always_equal():
         assert not v.passed, (t.meta["task_id"], v)
 
 
-def test_assert_style_test_code_is_not_visible_to_the_candidate():
-    (t,) = [p for p in load_problems(FIXTURE) if p.meta["task_id"] == "tf/he/0"]
-    snoop = (
-        "import gc\ndef running_max(xs):\n"
-        "    seen = [o for o in gc.get_objects() if isinstance(o, str) and 'def check' in o]\n"
-        "    return [1] if seen else [max(xs[: i + 1]) for i in range(len(xs))]\n"
+SNOOP = """
+import gc, sys
+
+def _holds_test_code(value):
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return isinstance(value, str) and "def " + "check" in value
+
+def running_max(xs):
+    seen = any(
+        isinstance(o, dict) and any(_holds_test_code(v) for v in o.values()) for o in gc.get_objects()
     )
-    assert taskforge.verify(t, fenced(snoop)).passed  # passes only because the test code is absent
+    frame = sys._getframe()
+    while frame is not None:
+        seen = seen or any(_holds_test_code(v) for v in frame.f_locals.values())
+        frame = frame.f_back
+    return [1] if seen else [max(xs[: i + 1]) for i in range(len(xs))]
+"""
+
+
+def test_assert_style_test_code_is_not_visible_to_the_candidate():
+    # The right answer unless the test code (with its expected values) is anywhere the candidate can
+    # reach: job dicts, frames of the worker below it, earlier jobs of the same worker.
+    (t,) = [p for p in load_problems(FIXTURE) if p.meta["task_id"] == "tf/he/0"]
+    verdicts = verify_batch([t] * 4, [fenced(SNOOP)] * 4)
+    assert all(v.passed for v in verdicts), verdicts
 
 
 def test_exit_before_check_fails():

@@ -522,17 +522,21 @@ def collect(pid: int, res_r: int, out_r: int, deadline: float, result_cap: int) 
     }
 
 
-def run_job(job: dict, seccomp_filter) -> dict:
+def run_job(job: dict, seccomp_filter, inp: int) -> dict:
     reap()
     deadline = time.monotonic() + float(job["time_limit"])
     cap = int(job["result_cap"])
     if job["kind"] == "call":
         pid, res_r, out_r = spawn(job, seccomp_filter, child_run, ())
         return collect(pid, res_r, out_r, deadline, cap)
-    # kind == "check": the candidate serves calls from a sibling that runs the test code.
+    # kind == "check": the candidate serves calls from a sibling that runs the test code. The test code
+    # (it holds the expected values) arrives in a second frame, read only after the candidate is
+    # forked, so it is never in the candidate's memory; the worker retires after such a job.
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
     server, s_res, s_out = spawn(job, seccomp_filter, candidate_server, (req_r, resp_w))
+    frame = read_frame(inp)
+    job["test_code"] = json.loads(frame)["test_code"] if frame else ""
     pid, res_r, out_r = spawn(job, seccomp_filter, child_check, (req_w, resp_r))
     for fd in (req_r, req_w, resp_r, resp_w):
         os.close(fd)
@@ -560,12 +564,15 @@ def main() -> None:
         if frame is None:
             return
         job = json.loads(frame)
+        del frame
         try:
-            reply = run_job(job, seccomp_filter)
+            reply = run_job(job, seccomp_filter, inp)
         except Exception as exc:  # a worker bug: report it rather than die silently
             reply = {"status": "crash", "payload": "", "output": f"worker: {exc!r}"[:500], "signal": 0}
         reply["id"] = job["id"]
         write_frame(out, json.dumps(reply).encode())
+        if job["kind"] == "check":  # its memory has held test code: a fresh worker serves the next job
+            os._exit(0)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ class _Worker:
         self.fd = self.proc.stdout.fileno()
         self.buf = bytearray()
         self.jobs: deque[tuple[int, float]] = deque()  # (sample index, host deadline), in order
+        self.retiring = False  # took a check job: replaced once it answers
         ready = self.read_frame(time.monotonic() + 30)
         if ready is None:
             self.kill()
@@ -272,8 +273,11 @@ class Sandbox:
             self._start()
             while queue or any(w.jobs for w in self._workers):
                 for w in self._workers:
-                    # Two jobs in flight per worker: the next one waits in its pipe, no round trip.
-                    while queue and len(w.jobs) < PIPELINE:
+                    # Two jobs in flight per worker: the next one waits in its pipe, no round trip. A
+                    # worker that takes a check job retires after it, so nothing queues behind one.
+                    while queue and len(w.jobs) < PIPELINE and not w.retiring:
+                        if samples[queue[0]].kind == "check" and w.jobs:
+                            break
                         i = queue.popleft()
                         nonces[i] = secrets.token_hex(16)
                         self._dispatch(w, i, samples[i], nonces[i])
@@ -293,6 +297,8 @@ class Sandbox:
                         w.jobs = deque(j for j in w.jobs if j[0] not in again)
                         queue.extendleft(reversed(again))
                         self._fail_all(w, results, samples, "crash", "worker died")
+                    elif w.retiring and not w.jobs:
+                        self._replace(w)
                 now = time.monotonic()
                 for w in list(busy.values()):
                     if w.jobs and now > w.jobs[0][1]:
@@ -325,6 +331,9 @@ class Sandbox:
         """The worker is dead or stuck: its first job gets `status`, the one queued behind it a crash."""
         for n, (i, _) in enumerate(w.jobs):
             results[i] = Result(status if n == 0 else "crash", total=len(samples[i].tests), detail=why)
+        self._replace(w)
+
+    def _replace(self, w: _Worker) -> None:
         w.kill()
         self._workers[self._workers.index(w)] = _Worker(self.isolation)
 
@@ -335,7 +344,6 @@ class Sandbox:
             "code": s.code,
             "entry": s.entry,
             "inputs": [_plain.encode(tuple(args)) for args, _ in s.tests] if s.kind == "call" else [],
-            "test_code": s.test_code,
             "time_limit": s.time_limit,
             "memory_mb": self.memory_mb,
             "result_cap": self.result_cap,
@@ -345,6 +353,9 @@ class Sandbox:
         w.jobs.append((i, start + s.time_limit + HOST_GRACE_S))
         with contextlib.suppress(OSError):  # it died between jobs: the reply loop sees its stream end
             w.send(json.dumps(job).encode())
+            if s.kind == "check":
+                w.retiring = True
+                w.send(json.dumps({"test_code": s.test_code}).encode())
 
 
 def _refuse(s: Sample) -> str:
