@@ -108,7 +108,7 @@ def _variable_masks(k: int) -> tuple[int, list[int]]:
     return full, masks
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)  # at k = 12 a mask is 512 bytes
 def _clause_models(clause: tuple[int, ...], k: int) -> int:
     full, masks = _variable_masks(k)
     out = 0
@@ -134,6 +134,65 @@ def _bits_to_answer(bits: int, k: int) -> str:
 
 def _model_to_answer(model: Sequence[int]) -> str:
     return "".join("1" if lit > 0 else "0" for lit in model)
+
+
+MAX_TABLE = 1 << 18  # clause tables up to this many rows are cached per (n, k)
+
+
+@functools.lru_cache(maxsize=32)
+def _clause_table(n: int, k: int) -> tuple[tuple[tuple[int, ...], int, int], ...] | None:
+    """Every clause on n distinct variables of k (variables ascending), with bit masks of its positive and
+    negative literals; None when the table would be too large (then clauses are drawn one by one)."""
+    if math.comb(k, n) * 2**n > MAX_TABLE:
+        return None
+    rows = []
+    for vs in itertools.combinations(range(1, k + 1), n):
+        for signs in range(2**n):
+            clause = tuple(-v if signs >> i & 1 else v for i, v in enumerate(vs))
+            pos = sum(1 << (v - 1) for v in clause if v > 0)
+            neg = sum(1 << (-v - 1) for v in clause if v < 0)
+            rows.append((clause, pos, neg))
+    return tuple(rows)
+
+
+def draw_clauses(n: int, k: int, l: int, rng: random.Random, planted: int | None = None) -> list[tuple[int, ...]]:  # noqa: E741
+    """l distinct clauses, each with n distinct variables in ascending order, drawn uniformly; with
+    `planted` (an assignment as bits, variable i at bit i-1) only clauses it satisfies.
+
+    Saturn draws a variable set, then a sign pattern other than the falsifying one: that is uniform over
+    the clauses the assignment satisfies, which is what rejecting the falsified ones from a uniform draw
+    gives too (with probability 2^-n per draw)."""
+    table = _clause_table(n, k)
+    # An assignment falsifies a clause iff none of its positive variables is set and all negative ones are.
+    check = planted is not None
+    bits = planted or 0
+    if table is not None and 2 * l > len(table) * (1 - 2.0**-n if check else 1):
+        # Dense: rejection would loop long; sample from the full list of admissible clauses instead.
+        return rng.sample([c for c, pos, neg in table if not (check and not bits & pos and bits & neg == neg)], l)
+    chosen: dict[tuple[int, ...], None] = {}  # insertion-ordered, so the draw is reproducible
+    variables = range(1, k + 1)
+    size, rand = len(table) if table else 0, rng.random
+    while len(chosen) < l:
+        if table is not None:
+            # int(random() * size): a bias below size / 2^53, and four times faster than randrange.
+            clause, pos, neg = table[int(rand() * size)]
+        else:
+            signs = rng.getrandbits(n)
+            clause = tuple(-v if signs >> i & 1 else v for i, v in enumerate(sorted(rng.sample(variables, n))))
+            pos = sum(1 << (v - 1) for v in clause if v > 0)
+            neg = sum(1 << (-v - 1) for v in clause if v < 0)
+        if not (check and not bits & pos and bits & neg == neg):
+            chosen[clause] = None
+    return list(chosen)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _letters(clause: tuple[int, ...]) -> str:
+    return clause_to_letters(clause)
+
+
+def _json_problem(n: int, k: int, clause_text: str) -> str:
+    return json.dumps({"n_sat": n, "k": k, "clause": clause_text})
 
 
 def _all_levels() -> tuple[dict[str, int], ...]:
@@ -296,65 +355,6 @@ class SAT(Generator):
             return 0.0
         denom = math.comb(pool, l) * 2**k
         return sum(math.comb(k, d) * math.comb(pool - (sets - math.comb(k - d, n)), l) for d in range(k + 1)) / denom
-
-
-MAX_TABLE = 1 << 18  # clause tables up to this many rows are cached per (n, k)
-
-
-@functools.lru_cache(maxsize=32)
-def _clause_table(n: int, k: int) -> tuple[tuple[tuple[int, ...], int, int], ...] | None:
-    """Every clause on n distinct variables of k (variables ascending), with bit masks of its positive and
-    negative literals; None when the table would be too large (then clauses are drawn one by one)."""
-    if math.comb(k, n) * 2**n > MAX_TABLE:
-        return None
-    rows = []
-    for vs in itertools.combinations(range(1, k + 1), n):
-        for signs in range(2**n):
-            clause = tuple(-v if signs >> i & 1 else v for i, v in enumerate(vs))
-            pos = sum(1 << (v - 1) for v in clause if v > 0)
-            neg = sum(1 << (-v - 1) for v in clause if v < 0)
-            rows.append((clause, pos, neg))
-    return tuple(rows)
-
-
-def draw_clauses(n: int, k: int, l: int, rng: random.Random, planted: int | None = None) -> list[tuple[int, ...]]:  # noqa: E741
-    """l distinct clauses, each with n distinct variables in ascending order, drawn uniformly; with
-    `planted` (an assignment as bits, variable i at bit i-1) only clauses it satisfies.
-
-    Saturn draws a variable set, then a sign pattern other than the falsifying one: that is uniform over
-    the clauses the assignment satisfies, which is what rejecting the falsified ones from a uniform draw
-    gives too (with probability 2^-n per draw)."""
-    table = _clause_table(n, k)
-    # An assignment falsifies a clause iff none of its positive variables is set and all negative ones are.
-    check = planted is not None
-    bits = planted or 0
-    if table is not None and 2 * l > len(table) * (1 - 2.0**-n if check else 1):
-        # Dense: rejection would loop long; sample from the full list of admissible clauses instead.
-        return rng.sample([c for c, pos, neg in table if not (check and not bits & pos and bits & neg == neg)], l)
-    chosen: dict[tuple[int, ...], None] = {}  # insertion-ordered, so the draw is reproducible
-    variables = range(1, k + 1)
-    size, rand = len(table) if table else 0, rng.random
-    while len(chosen) < l:
-        if table is not None:
-            # int(random() * size): a bias below size / 2^53, and four times faster than randrange.
-            clause, pos, neg = table[int(rand() * size)]
-        else:
-            signs = rng.getrandbits(n)
-            clause = tuple(-v if signs >> i & 1 else v for i, v in enumerate(sorted(rng.sample(variables, n))))
-            pos = sum(1 << (v - 1) for v in clause if v > 0)
-            neg = sum(1 << (-v - 1) for v in clause if v < 0)
-        if not (check and not bits & pos and bits & neg == neg):
-            chosen[clause] = None
-    return list(chosen)
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _letters(clause: tuple[int, ...]) -> str:
-    return clause_to_letters(clause)
-
-
-def _json_problem(n: int, k: int, clause_text: str) -> str:
-    return json.dumps({"n_sat": n, "k": k, "clause": clause_text})
 
 
 __all__ = ["SAT", "count_models", "draw_clauses", "model_count"]
