@@ -41,7 +41,7 @@ def _all_models(clauses: list[list[int]], k: int, solver: type = Glucose4) -> li
 
 def _tasks(mode: str, levels: list[tuple[int, int, int]], count: int = 6, **kw: object) -> list[Task]:
     out = []
-    for n, k, l in levels:  # noqa: E741
+    for n, k, l in levels:
         params = _params(n=n, k=k, l=l, mode=mode, **kw)
         out += [GEN.sample(params, 11, "train", i) for i in range(count)]
     return out
@@ -62,16 +62,20 @@ def test_levels_rise_in_saturn_d_and_start_with_saturns_ladder() -> None:
 def test_gold_answers_pass_and_are_models(mode: str, levels: list) -> None:
     for task in _tasks(mode, levels, count=4):
         check = task.check
-        n, k, l = task.params["n"], task.params["k"], task.params["l"]  # noqa: E741
+        n, k, l = task.params["n"], task.params["k"], task.params["l"]
         assert len(check["clauses"]) == l and len({tuple(c) for c in check["clauses"]}) == l
-        assert all(len(c) == n and len({abs(x) for x in c}) == n and max(map(abs, c)) <= k for c in check["clauses"])
+        assert all(
+            len(c) == n and len({abs(x) for x in c}) == n and max(map(abs, c)) <= k for c in check["clauses"]
+        )
         assert _satisfies(check["clauses"], task.answer)
         back = Task.from_json(task.to_json())
         assert GEN.verify(back, GEN.gold_response(task)).passed
         assert GEN.verify(back, f"<answer>{task.answer}</answer>").passed
 
 
-@pytest.mark.parametrize(("mode", "levels"), [("planted", PLANTED[:14]), ("random", RANDOM[:3]), ("unique", UNIQUE)])
+@pytest.mark.parametrize(
+    ("mode", "levels"), [("planted", PLANTED[:14]), ("random", RANDOM[:3]), ("unique", UNIQUE)]
+)
 def test_model_count_matches_independent_enumeration(mode: str, levels: list) -> None:
     for task in _tasks(mode, levels, count=3):
         models = _all_models(task.check["clauses"], task.check["k"], Cadical153)
@@ -89,7 +93,9 @@ def test_every_model_passes_and_every_non_model_fails() -> None:
             verdict = GEN.verify(task, f"\\boxed{{{bits}}}")
             assert verdict.passed == (bits in models), bits
             if not verdict.passed:
-                assert verdict.reason == "wrong" and not _satisfies([task.check["clauses"][verdict.details["violated_clause"]]], bits)
+                assert verdict.reason == "wrong" and not _satisfies(
+                    [task.check["clauses"][verdict.details["violated_clause"]]], bits
+                )
 
 
 def test_exact_counter_equals_solver_enumeration() -> None:
@@ -97,7 +103,7 @@ def test_exact_counter_equals_solver_enumeration() -> None:
     for _ in range(150):
         k = rng.randint(2, 12)
         n = rng.randint(1, min(k, 4))
-        l = rng.randint(1, min(40, 3 * k, math.comb(k, n) * 2**n))  # noqa: E741
+        l = rng.randint(1, min(40, 3 * k, math.comb(k, n) * 2**n))
         clauses = [list(c) for c in draw_clauses(n, k, l, rng)]
         exact = model_count(clauses, k, 1 << k)
         if k <= 9:
@@ -127,10 +133,17 @@ def test_strict_parse_and_garbage() -> None:
     cases = {
         "no_answer": ["", "the answer is " + gold, "\\boxed{" + gold, None],
         "malformed": [
-            "\\boxed{}", f"\\boxed{{{gold[:-1]}}}", f"\\boxed{{{gold}0}}", f"\\boxed{{{gold[:-1]}2}}",
-            f"\\boxed{{{gold.replace('1', '١')}}}", f"\\boxed{{{gold.replace('1', 'T')}}}",
-            "<answer><answer></answer></answer>", f"\\boxed{{{{{gold}}}}}",
-            "<answer>" + "1" * 1_000_000 + "</answer>", f"\\boxed{{{gold},}}", f"\\boxed{{0b{gold}}}",
+            "\\boxed{}",
+            f"\\boxed{{{gold[:-1]}}}",
+            f"\\boxed{{{gold}0}}",
+            f"\\boxed{{{gold[:-1]}2}}",
+            f"\\boxed{{{gold.replace('1', '١')}}}",
+            f"\\boxed{{{gold.replace('1', 'T')}}}",
+            "<answer><answer></answer></answer>",
+            f"\\boxed{{{{{gold}}}}}",
+            "<answer>" + "1" * 1_000_000 + "</answer>",
+            f"\\boxed{{{gold},}}",
+            f"\\boxed{{0b{gold}}}",
         ],
     }
     for reason, responses in cases.items():
@@ -167,7 +180,7 @@ def test_corrupt_answer_violates_a_clause() -> None:
 
 def test_guess_rate_matches_measured_rate() -> None:
     """planted: exact; the mean over formulas of models/2^k is the chance a random assignment passes."""
-    for n, k, l in [(3, 5, 5), (3, 5, 13), (4, 7, 20), (3, 8, 40)]:  # noqa: E741
+    for n, k, l in [(3, 5, 5), (3, 5, 13), (4, 7, 20), (3, 8, 40)]:
         params = _params(n=n, k=k, l=l)
         tasks = [GEN.sample(params, 2, "train", i) for i in range(300)]
         measured = sum(model_count(t.check["clauses"], k, 1 << k) for t in tasks) / (300 * 2**k)
@@ -193,7 +206,7 @@ def test_bad_knobs_give_clear_errors() -> None:
 
 
 def test_same_seed_same_bytes_different_seed_differs() -> None:
-    for mode, (n, k, l) in [("planted", (3, 8, 40)), ("random", (3, 8, 40)), ("unique", (3, 8, 40))]:  # noqa: E741
+    for mode, (n, k, l) in [("planted", (3, 8, 40)), ("random", (3, 8, 40)), ("unique", (3, 8, 40))]:
         params = _params(n=n, k=k, l=l, mode=mode)
         a = [GEN.sample(params, 9, "train", i).to_json() for i in range(10)]
         b = [SAT().sample(params, 9, "train", i).to_json() for i in range(10)]
@@ -208,7 +221,9 @@ def test_conformance_suite_passes() -> None:
 
 @pytest.mark.parametrize("mode", ["random", "unique"])
 def test_conformance_suite_passes_in_other_modes(mode: str) -> None:
-    levels = tuple({"n": n, "k": k, "l": l, "mode": mode} for n, k, l in (RANDOM if mode == "random" else UNIQUE))  # noqa: E741
+    levels = tuple(
+        {"n": n, "k": k, "l": l, "mode": mode} for n, k, l in (RANDOM if mode == "random" else UNIQUE)
+    )
     cls = type(f"SAT_{mode}", (SAT,), {"levels": levels})
     report = check_generator(cls, samples=3, cross_process=False)
     assert report.ok, report.failures()
