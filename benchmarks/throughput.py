@@ -133,17 +133,25 @@ class Rate:
 
     def block(self, run: Callable[[int], int], budget: float) -> None:
         """Call `run(batch)` (returns items done) until `budget` wall seconds pass; keep the best rates."""
-        items, batch = 0, 16
+        state = {"batch": 16}
+
+        def until_budget() -> int:
+            items, w0 = 0, time.perf_counter()
+            while not items or time.perf_counter() - w0 < budget:
+                items += run(state["batch"])
+                if time.perf_counter() - w0 < budget / 4:
+                    state["batch"] = min(state["batch"] * 2, 4096)
+            return items
+
+        self.whole(until_budget)
+
+    def whole(self, run: Callable[[], int]) -> None:
+        """Time one call of `run()` (returns items done), e.g. a whole pool run; keep the best rates."""
         # Reading the others' CPU scans /proc: kept outside the window of our own clocks.
         o0 = others_cpu()
-        c0 = time.process_time()
-        w0 = wall = time.perf_counter()
-        while wall - w0 < budget or not items:
-            items += run(batch)
-            batch = min(batch * 2, 4096) if wall - w0 < budget / 4 else batch
-            wall = time.perf_counter()
-        wall -= w0
-        cpu = time.process_time() - c0
+        c0, w0 = time.process_time(), time.perf_counter()
+        items = run()
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         cpu += others_cpu() - o0
         self.wall = max(self.wall, items / wall)
         self.cpu = max(self.cpu, items / max(cpu, 1e-9))
@@ -212,12 +220,10 @@ def measure_case(case: Case, budget: float, reps: int, workers: int) -> dict[str
     # The dataset path, 1 and `workers` processes: wall clock for a fixed n sized to the budget.
     spec_n = max(256, int(gen_rate.wall * budget * workers))
     spec = DatasetSpec(n=spec_n, family=family, params=params, seed=3)
-    jsonl = dict.fromkeys(sorted({1, workers}), 0.0)
+    jsonl = {w: Rate() for w in sorted({1, workers})}
     for _ in range(reps):
-        for w in jsonl:  # interleaved, so a load spike does not favour one side
-            t0 = time.perf_counter()
-            rows = sum(len(chunk) for chunk in iter_task_lines(spec, workers=w))
-            jsonl[w] = max(jsonl[w], rows / (time.perf_counter() - t0))
+        for w, rate in jsonl.items():  # interleaved, so a load spike does not favour one side
+            rate.whole(lambda w=w: sum(len(chunk) for chunk in iter_task_lines(spec, workers=w)))
 
     # Verification in a process pool: forked workers inherit the (task, response) pairs.
     global _POOL_PAIRS
@@ -225,10 +231,13 @@ def measure_case(case: Case, budget: float, reps: int, workers: int) -> dict[str
     step = max(1, len(_POOL_PAIRS) // (8 * workers))
     slices = [(i, i + step) for i in range(0, len(_POOL_PAIRS), step)]
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    t0 = time.perf_counter()
-    with ctx.Pool(workers) as pool:
-        done = sum(pool.map(_verify_slice, slices))
-    pool_verify = done / (time.perf_counter() - t0)
+
+    def pool_run() -> int:
+        with ctx.Pool(workers) as pool:
+            return sum(pool.map(_verify_slice, slices))
+
+    pool_verify = Rate()
+    pool_verify.whole(pool_run)
     _POOL_PAIRS = []
 
     return {
@@ -237,9 +246,8 @@ def measure_case(case: Case, budget: float, reps: int, workers: int) -> dict[str
         "params": params,
         "generate": gen_rate.to_dict(),
         "verify": ver_rate.to_dict(),
-        "jsonl_1": round(jsonl[1], 1),
-        f"jsonl_{workers}": round(jsonl[workers], 1),
-        f"verify_{workers}": round(pool_verify, 1),
+        "jsonl": {str(w): rate.to_dict() for w, rate in jsonl.items()},
+        "verify_pool": pool_verify.to_dict(),
         "gold_and_wrong_passed": f"{passed}/{len(pairs)}",
         "target": case.target,
     }
@@ -365,21 +373,36 @@ def _status(value: float, goal: float | None) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    w = report["workers"]
+    w = str(report["workers"])
     lines = [
-        f"taskforge throughput: {report['machine']}",
+        f"taskforge throughput: {report['machine']}; load average {report['load_before'][0]} before, "
+        f"{report['load_after'][0]} after",
         "",
-        f"| family | case | generate 1 core | JSONL 1 worker | JSONL {w} workers | gen target "
-        f"| verify 1 core | verify {w} workers | verify target |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "One core, items per CPU-second (wall-clock figures are in the JSON)",
+        "",
+        "| family | case | generate/s | target | verify/s | target |",
+        "|---|---|---|---|---|---|",
     ]
     for r in report["cases"]:
         goal = r["target"] or (None, None)
         lines.append(
-            f"| {r['family']} | {r['case']} | {_k(r['generate']['cpu'])} (wall {_k(r['generate']['wall'])}) "
-            f"| {_k(r['jsonl_1'])} | {_k(r[f'jsonl_{w}'])} | {_status(r['generate']['cpu'], goal[0])} "
-            f"| {_k(r['verify']['cpu'])} (wall {_k(r['verify']['wall'])}) | {_k(r[f'verify_{w}'])} "
-            f"| {_status(r['verify']['cpu'], goal[1])} |"
+            f"| {r['family']} | {r['case']} | {_k(r['generate']['cpu'])} | {_status(r['generate']['cpu'], goal[0])} "
+            f"| {_k(r['verify']['cpu'])} | {_status(r['verify']['cpu'], goal[1])} |"
+        )
+    lines += [
+        "",
+        f"Dataset path (`iter_task_lines`: Task -> JSON line) and verification in a pool of {w}: wall clock on this "
+        "machine, and per CPU-second of all processes (equal per-CPU figures mean the pool adds no overhead)",
+        "",
+        f"| family | case | JSONL rows/s, 1 worker | JSONL rows/s, {w} workers | rows per CPU-s, 1 / {w} workers "
+        f"| verify/s, {w} workers | verdicts per CPU-s, {w} workers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["cases"]:
+        one, many, pool = r["jsonl"]["1"], r["jsonl"][w], r["verify_pool"]
+        lines.append(
+            f"| {r['family']} | {r['case']} | {_k(one['wall'])} | {_k(many['wall'])} | {_k(one['cpu'])} / {_k(many['cpu'])} "
+            f"| {_k(pool['wall'])} | {_k(pool['cpu'])} |"
         )
     if report["reasoning_gym"]:
         lines += [
@@ -410,7 +433,6 @@ def render(report: dict[str, Any]) -> str:
                 f"| {m['rows']:,} | {m['file_mib']} | {m['writer_peak_rss_mib']} | {m['worker_peak_rss_mib']} "
                 f"| {m['seconds']} |"
             )
-    lines += ["", f"load average before/after: {report['load_before']} / {report['load_after']}"]
     return "\n".join(lines)
 
 

@@ -34,7 +34,9 @@ def test_benchmark_prints_and_saves_every_figure(tmp_path, capsys):
     assert {c["family"] for c in cases} == {"arithmetic"} and len(cases) >= 3
     for c in cases:
         assert c["generate"]["cpu"] > 0 and c["verify"]["cpu"] > 0
-        assert c["jsonl_1"] > 0 and c["jsonl_2"] > 0 and c["verify_2"] > 0
+        assert c["jsonl"]["1"]["wall"] > 0 and c["jsonl"]["2"]["wall"] > 0 and c["verify_pool"]["wall"] > 0
+        # The pool's workers are charged: CPU time of all processes, not only of the idle parent.
+        assert c["jsonl"]["2"]["cpu"] < 10 * c["jsonl"]["1"]["cpu"]
         assert c["case"] in printed
         # Gold responses pass and corrupted ones fail: half of the alternating responses pass.
         passed, total = map(int, c["gold_and_wrong_passed"].split("/"))
