@@ -409,13 +409,15 @@ def render(report: dict[str, Any]) -> str:
             "",
             "taskforge arithmetic vs reasoning-gym `products` (2 factors, matched digits; per CPU-second, same run)",
             "",
-            "| digits | taskforge gen/s | reasoning-gym gen/s | ratio | taskforge verify/s | reasoning-gym score/s | ratio |",
-            "|---|---|---|---|---|---|---|",
+            "| digits | taskforge gen/s | reasoning-gym gen/s | ratio | target | taskforge verify/s "
+            "| reasoning-gym score/s | ratio |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in report["reasoning_gym"]:
             lines.append(
                 f"| {r['digits']}x{r['digits']} | {_k(r['taskforge_generate']['cpu'])} | {_k(r['rg_generate']['cpu'])} "
-                f"| {r['generate_ratio']:.2f} | {_k(r['taskforge_verify']['cpu'])} | {_k(r['rg_score']['cpu'])} "
+                f"| {r['generate_ratio']:.2f} | {'ok' if r['generate_ratio'] > 1 else 'MISS'} (> 1) "
+                f"| {_k(r['taskforge_verify']['cpu'])} | {_k(r['rg_score']['cpu'])} "
                 f"| {r['verify_ratio']:.2f} |"
             )
     if report["memory"]:

@@ -53,9 +53,9 @@ class Task:
         return _COMPACT.encode(self.to_dict())
 
     def placed(self, seed: int, split: str, index: int) -> Task:
-        """This problem as item `index` of (seed, split). Same result as `dataclasses.replace`, which
-        costs more than the rest of `sample` for a small task because it loops over fields."""
-        return Task(
+        """This problem as item `index` of (seed, split): `dataclasses.replace` without its per-field
+        Python loop, which cost twice as much and showed in the profile of generating small tasks."""
+        return type(self)(
             self.id, self.family, self.version, self.params, self.difficulty, seed, split, index,
             self.prompt, self.messages, self.answer, self.check, self.meta,
         )  # fmt: skip
