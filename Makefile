@@ -22,7 +22,7 @@ $(VENV)/.full: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e '.[train,dev]'
 	touch $@ $(VENV)/.core
 
-demo: $(VENV)/.core
+demo: $(VENV)/.core sandbox-deps
 	$(BIN)/taskforge demo
 
 # Best effort, never fails the build: the code sandbox runs inside bubblewrap when `bwrap` is present
