@@ -4,6 +4,7 @@ from taskforge.cli.app import app
 
 # Importing a command module registers its commands on `app`.
 from taskforge.cli import families as _families  # noqa: E402,F401
+from taskforge.cli import train as _train  # noqa: E402,F401
 
 
 def main() -> None:
