@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from math import comb
 
 import pytest
+from taskforge.trainers.evaluate import evaluate, pass_at_k
 
 import taskforge
-from taskforge.trainers.evaluate import evaluate, pass_at_k
 
 pytest.importorskip("transformers")
 
@@ -114,7 +114,7 @@ def test_openai_backend_against_local_server(tmp_path, max_n):
     tasks = list(taskforge.generate("arithmetic", 3, level=1, seed=2))
     correct = [0, 2, 5]  # of 6 samples per task
     table = {t.prompt: [f"<answer>{t.answer}</answer>"] * c + [f"<answer>{int(t.answer) + 1}</answer>"] * (6 - c)
-             for t, c in zip(tasks, correct)}
+             for t, c in zip(tasks, correct, strict=True)}
     f = _write_tasks(tmp_path / "tasks.jsonl", tasks)
     with _CannedServer(table, max_n) as server:
         res = evaluate("served-model", tasks_file=f, backend="openai", base_url=server.url, samples=6,

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.task import Task
 from taskforge.trainers.rewards import level_of, verify_batch
+
+from taskforge.task import Task
 
 DEFAULT_KS = (1, 3, 5, 7, 10)
 BACKENDS = ("hf", "vllm", "openai")

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskforge.registry import generator_class
-from taskforge.task import Task
 from taskforge.trainers.config import ConfigError, TrainConfig, load_config
 from taskforge.trainers.rewards import TaskReward, format_reward
+
+from taskforge.registry import generator_class
+from taskforge.task import Task
 
 STATE_FILE = "taskforge_state.json"
 
@@ -63,15 +64,21 @@ def build_stream(cfg: TrainConfig) -> Any:
     if len(parts) == 1:
         t, cls, ctrl = parts[0]
         return TaskStream(cls(), ctrl, seed=cfg.seed, **cfg.stream)
-    mixture = Mixture({t.family: (cls(), ctrl) for t, cls, ctrl in parts}, weights={t.family: t.weight for t, _, _ in parts}, seed=cfg.seed)
-    return TaskStream(mixture, None, seed=cfg.seed, **cfg.stream)
+    mixture = Mixture({t.family: ctrl for t, _, ctrl in parts}, weights={t.family: t.weight for t, _, _ in parts}, seed=cfg.seed)
+    return TaskStream(mixture, seed=cfg.seed, **cfg.stream)
 
 
-def _controller_for(stream: Any, task: Task) -> Any:
+def predicted_zero_var(stream: Any, task: Task) -> float | None:
+    """The controller's predicted chance that this task's group comes back all-equal (None if unknown)."""
     ctrl = getattr(stream, "controller", None)
-    if ctrl is not None and hasattr(ctrl, "controller_for"):
-        return ctrl.controller_for(task.family)
-    return ctrl
+    cell = task.meta.get("cell")
+    if ctrl is None or not isinstance(cell, dict) or not hasattr(ctrl, "predict"):
+        return None
+    try:
+        belief = ctrl.predict(task.family, cell) if hasattr(ctrl, "controllers") else ctrl.predict(cell)
+        return float(belief["p_zero_var"])
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def stream_state(stream: Any) -> dict[str, Any]:
@@ -154,17 +161,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     out.mkdir(parents=True, exist_ok=True)
     log_path = Path(getattr(stream, "log_path", None) or out / "run_log.jsonl")
 
-    def predict_zero_var(task: Task) -> float | None:
-        ctrl = _controller_for(stream, task)
-        cell = task.meta.get("cell")
-        if ctrl is None or not isinstance(cell, dict) or not hasattr(ctrl, "predict"):
-            return None
-        try:
-            return float(ctrl.predict(cell)["p_zero_var"])
-        except (KeyError, ValueError, TypeError):
-            return None
-
-    reward = TaskReward(cfg.group_size, stream.observe, predict_zero_var=predict_zero_var, workers=cfg.verify_workers)
+    reward = TaskReward(cfg.group_size, stream.observe, predict_zero_var=lambda task: predicted_zero_var(stream, task), workers=cfg.verify_workers)
     reward_funcs: list[Any] = [reward]
     if cfg.format_reward:
         reward_funcs.append(format_reward)

@@ -71,7 +71,7 @@ def verify_batch(tasks: Sequence[Task], responses: Sequence[str], workers: int =
                 for i, v in zip(idx, got, strict=True):
                     out[i] = v if isinstance(v, Verdict) else gen.safe_verify(tasks[i], responses[i])
             elif pool is not None:
-                for i, v in zip(idx, pool.map(lambda j: gen.safe_verify(tasks[j], responses[j]), idx), strict=True):
+                for i, v in zip(idx, pool.map(lambda j, g=gen: g.safe_verify(tasks[j], responses[j]), idx), strict=True):
                     out[i] = v
             else:
                 for i in idx:
