@@ -166,3 +166,26 @@ def test_eval_cli(tmp_path):
     assert bad.exit_code == 2 and "k must lie in 1..samples" in bad.output
     missing = runner.invoke(app, ["eval", "--model", str(tmp_path / "nope"), "--tasks", str(f)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_saturn_bench_dir(tmp_path):
+    """Saturn's own records (shipped in data/saturn) through the SAT converter and Saturn's summary file."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "data" / "saturn" / "test" / "n3_k5_length20_sample100.jsonl"
+    records = [json.loads(line) for line in src.read_text().splitlines()[:3]]
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / src.name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    # Record 0 always solved, record 1 in 1 of 4 samples (an empty box fails), record 2 never.
+    table = {r["prompt"]: [f"\\boxed{{{r['solution']}}}"] for r in records[:1]}
+    table[records[1]["prompt"]] = [f"\\boxed{{{records[1]['solution']}}}", "\\boxed{}", "\\boxed{}", "\\boxed{}"]
+    table[records[2]["prompt"]] = ["I cannot solve this."]
+    with _CannedServer(table) as server:
+        res = evaluate("m", bench_dir=bench, backend="openai", base_url=server.url, samples=4, ks=[1, 3],
+                       output_dir=tmp_path / "out", model_name="m")
+    (key,) = res.groups
+    assert key == "sat/n3_k5_length20_sample100"
+    summary = json.loads((tmp_path / "out" / src.stem / "evaluation_results.json").read_text())
+    assert summary["pass@1"] == pytest.approx((1 + 0.25 + 0) / 3)
+    assert summary["pass@3"] == pytest.approx((1 + pass_at_k(4, 1, 3) + 0) / 3)

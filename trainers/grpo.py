@@ -32,6 +32,7 @@ class TrainResult:
     stream: Any
     reward: TaskReward
     trainer: Any
+    start_state: dict[str, Any] | None = None
 
     def __getitem__(self, key: str) -> Any:  # lets the CLI read it like a dict
         return getattr(self, key)
@@ -98,6 +99,11 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path) -> Any:
 
         def __init__(self) -> None:
             self._lock = threading.Lock()
+            self.start_state: dict[str, Any] | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            # What the run starts from (after a resume: what the checkpoint held); kept for the record.
+            self.start_state = stream_state(stream)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             if not state.is_world_process_zero:
@@ -176,6 +182,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
 
         peft_config = LoraConfig(**{"task_type": "CAUSAL_LM", "r": 8, "lora_alpha": 16, "target_modules": "all-linear", **cfg.lora})
 
+    callback = make_callback(stream, reward, log_path)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
@@ -183,7 +190,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         train_dataset=stream.as_hf_dataset(),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[make_callback(stream, reward, log_path)],
+        callbacks=[callback],
     )
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
@@ -191,4 +198,4 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         close = getattr(stream, "close", None)
         if callable(close):
             close()
-    return TrainResult(trainer.state.global_step, str(out), str(log_path), stream, reward, trainer)
+    return TrainResult(trainer.state.global_step, str(out), str(log_path), stream, reward, trainer, callback.start_state)

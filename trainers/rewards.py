@@ -151,6 +151,7 @@ class TaskReward:
         self.workers = workers
         self.stats = StepStats()
         self.groups_routed = 0
+        self.history: list[tuple[int, int]] = []  # (passes, completions) per reward call, for learning curves
         self._pending: tuple[Task, list[float]] | None = None
         self._cache: dict[str, Task] = {}
 
@@ -170,6 +171,7 @@ class TaskReward:
         texts = [completion_text(c) for c in completions]
         verdicts = verify_batch(tasks, texts, self.workers)
         rewards = [float(v.score) for v in verdicts]
+        self.history.append((sum(v.passed for v in verdicts), len(verdicts)))
         for t, v in zip(tasks, verdicts, strict=True):
             self.stats.add_sample(t.family, level_of(t), v.passed)
         self._route(tasks, rewards)

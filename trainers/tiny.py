@@ -29,23 +29,27 @@ CHAT_TEMPLATE = (
 
 
 def _corpus(seed: int) -> list[str]:
-    """Training text: prompts and answers of the built-in families at every level, plus chat scaffolding."""
+    """Training text: arithmetic prompts and answers at every level (the core family, so the tokenizer does
+    not change when other families are installed), SAT-style letters, and chat and answer markup."""
     from taskforge.api import generate
-    from taskforge.registry import families, generator_class
+    from taskforge.generator import Generator
+    from taskforge.registry import generator_class
 
+    arithmetic: type[Generator] = generator_class("arithmetic")
     lines: list[str] = []
-    for family in families():
-        cls = generator_class(family)
-        for level in range(len(cls.levels)):
-            try:
-                for task in generate(family, 8, level=level, seed=seed, split="train"):
-                    lines += [task.prompt, f"<answer>{task.answer}</answer>"]
-            except Exception:  # a family that cannot fill a level here must not stop the build
-                continue
-    words = "the a of to and is in that it for on with as be at by this answer think step result true false"
-    lines += [words, "<think>", "</think>", "<answer>", "</answer>", "```python", "```sql", "```json"]
+    for level in range(len(arithmetic.levels)):
+        for task in generate("arithmetic", 8, level=level, seed=seed, split="train"):
+            lines += [task.prompt, f"<answer>{task.answer}</answer>"]
+    words = (
+        "the a of to and is in that it for on with as be at by this answer think step result true false "
+        "solve find give write return each every clause variable formula assignment satisfy json schema "
+        "object value query table select from where function python test reasoning final"
+    )
+    lines += [words, words.title(), "<think>", "</think>", "<answer>", "</answer>", "\\boxed{}"]
+    lines += ["```python", "```sql", "```json", '{"key": [1, 2.5, true, null]}']
+    lines += [" & ".join("".join(c) for c in ("A!B", "!CD", "E!F", "GHI", "!J!K!L", "MNO"))]
     lines += [f"{r}\n" for r in ("system", "user", "assistant")]
-    lines += [" ".join(str(i) for i in range(100))]
+    lines += [" ".join(str(i) for i in range(100)), "0110 1001 111000"]
     return lines
 
 
