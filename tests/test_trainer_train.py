@@ -148,17 +148,12 @@ def test_train_cli_bad_config_exits_2(tiny_model, tmp_path):
 
 
 def _observed(stream) -> int:
-    ctrl = stream.controller
-    ctrls = ctrl.controllers.values() if hasattr(ctrl, "controllers") else [ctrl]
-    return sum(c.observed for c in ctrls)
+    return sum(c.observed for c in stream.mixture.controllers.values())
 
 
 def _controller_state(state: dict) -> dict:
-    """The controller part of a saved stream state (the stream may keep it under its own key)."""
-    for key in ("controller", "mixture", "controllers"):
-        if key in state:
-            return state[key]
-    raise AssertionError(f"no controller state in {sorted(state)}")
+    """The controller part of a saved stream state: the Mixture's, with one controller per family."""
+    return state["mixture"]
 
 
 def test_end_to_end_mix_adaptive_checkpoint_resume(tiny_model, tmp_path):
@@ -207,9 +202,7 @@ def test_end_to_end_mix_adaptive_checkpoint_resume(tiny_model, tmp_path):
 
 
 def _observed_in(saved: dict) -> int:
-    ctrl = _controller_state(saved["stream"])
-    ctrls = ctrl["controllers"].values() if "controllers" in ctrl else [ctrl]
-    return sum(c["counters"][1] for c in ctrls)
+    return sum(c["counters"][1] for c in saved["stream"]["mixture"]["controllers"].values())
 
 
 # ---- learning -----------------------------------------------------------------------------------

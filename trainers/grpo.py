@@ -41,45 +41,37 @@ class TrainResult:
 # ---- the stream ---------------------------------------------------------------------------------
 
 
-def build_stream(cfg: TrainConfig) -> Any:
+def build_stream(cfg: TrainConfig, log_path: Path) -> Any:
     """One controller per family over its KnobSpace (a one-cell space for fixed params), combined by a
-    Mixture with the configured weights, behind a TaskStream."""
+    Mixture with the configured weights, behind a TaskStream that writes the run log."""
     from taskforge.curricula import KnobSpace, Mixture, make_controller
     from taskforge.stream import TaskStream
 
     ctrl_settings = {k: v for k, v in cfg.controller.items() if k != "name"}
-    parts = []
+    controllers = {}
     for t in cfg.tasks:
         cls = generator_class(t.family)
         if t.curriculum:
             space = KnobSpace.from_generator(cls)
-            name = cfg.controller["name"]
-            settings = ctrl_settings
+            ctrl = make_controller(cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **ctrl_settings)
         else:
             params = cls.resolve_params(t.level, t.params)
             first = next(iter(params))
             space = KnobSpace({first: [params[first]]}, base=params, family=t.family)
-            name, settings = "uniform", {}
-        ctrl = make_controller(name, space=space, group_size=cfg.group_size, seed=cfg.seed, **settings)
-        parts.append((t, cls, ctrl))
-    if len(parts) == 1:
-        t, cls, ctrl = parts[0]
-        return TaskStream(cls(), ctrl, seed=cfg.seed, **cfg.stream)
-    mixture = Mixture({t.family: ctrl for t, _, ctrl in parts}, weights={t.family: t.weight for t, _, _ in parts}, seed=cfg.seed)
-    return TaskStream(mixture, seed=cfg.seed, **cfg.stream)
+            ctrl = make_controller("uniform", space=space, group_size=cfg.group_size, seed=cfg.seed)
+        controllers[t.family] = ctrl
+    mixture = Mixture(controllers, weights={t.family: t.weight for t in cfg.tasks}, seed=cfg.seed)
+    # Propose one generation batch at a time, so each batch's cells follow the freshest observations.
+    kw = cfg.grpo_kwargs()
+    per_gen = kw["per_device_train_batch_size"] * (kw.get("steps_per_generation") or kw.get("gradient_accumulation_steps", 1))
+    opts = {"batch": max(per_gen // cfg.group_size, 1), "prefetch": 1, "log_path": log_path, **cfg.stream}
+    return TaskStream(mixture, seed=cfg.seed, **opts)
 
 
-def predicted_zero_var(stream: Any, task: Task) -> float | None:
-    """The controller's predicted chance that this task's group comes back all-equal (None if unknown)."""
-    ctrl = getattr(stream, "controller", None)
-    cell = task.meta.get("cell")
-    if ctrl is None or not isinstance(cell, dict) or not hasattr(ctrl, "predict"):
-        return None
-    try:
-        belief = ctrl.predict(task.family, cell) if hasattr(ctrl, "controllers") else ctrl.predict(cell)
-        return float(belief["p_zero_var"])
-    except (KeyError, ValueError, TypeError):
-        return None
+def predicted_zero_var(task: Task) -> float | None:
+    """What the controller predicted, when it proposed this task, for the chance of an all-equal group."""
+    value = task.meta.get("predicted_zero_var")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def stream_state(stream: Any) -> dict[str, Any]:
@@ -158,16 +150,15 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     from trl import GRPOConfig, GRPOTrainer
 
     transformers.set_seed(cfg.seed)
-    stream = build_stream(cfg)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stream = build_stream(cfg, out / "run_log.jsonl")
     if ckpt is not None:
         saved = json.loads((ckpt / STATE_FILE).read_text())
         stream.load_state_dict(saved["stream"])
-
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     log_path = Path(getattr(stream, "log_path", None) or out / "run_log.jsonl")
 
-    reward = TaskReward(cfg.group_size, stream.observe, predict_zero_var=lambda task: predicted_zero_var(stream, task), workers=cfg.verify_workers)
+    reward = TaskReward(cfg.group_size, stream.observe, predict_zero_var=predicted_zero_var, workers=cfg.verify_workers)
     reward_funcs: list[Any] = [reward]
     if cfg.format_reward:
         reward_funcs.append(format_reward)
