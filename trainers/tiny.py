@@ -97,7 +97,7 @@ def build_tiny_model(
         unk_token=None,
         bos_token=None,
         additional_special_tokens=[SPECIAL_TOKENS[1]],
-        model_max_length=2048,
+        model_max_length=4096,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(out)
@@ -109,7 +109,7 @@ def build_tiny_model(
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         num_key_value_heads=num_heads,
-        max_position_embeddings=2048,
+        max_position_embeddings=4096,
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids(EOS),
