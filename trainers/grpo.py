@@ -185,6 +185,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     )
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
+        trainer.save_model(str(out))  # the final model (or LoRA adapter) and tokenizer, ready for `taskforge eval`
     finally:
         close = getattr(stream, "close", None)
         if callable(close):
