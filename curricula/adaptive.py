@@ -52,7 +52,7 @@ class Adaptive(Controller):
         "init_span": 4.0,  # initial logit gap between a knob's easiest and hardest value
         "init_theta": 2.0,
         "hard_bonus": 1.0,
-        "skip_zero_var": 0.9,
+        "skip_zero_var": 0.75,
         "guess_rate": None,  # optional callable params -> guess rate; default: the space's
     }
 
@@ -116,9 +116,14 @@ class Adaptive(Controller):
         mean = a / (a + b)
         allowed = (1.0 - p_mixed(mean, self.group_size)) <= self.settings["skip_zero_var"]
         draws = self._rng.beta(np.broadcast_to(a, (m, a.size)), np.broadcast_to(b, (m, b.size)))
-        value = self._value(draws, s)
         if allowed.any():
-            value = np.where(allowed, value, -1.0)
+            value = np.where(allowed, self._value(draws, s), -1.0)
+        else:
+            # Every cell looks saturated: go to the edge of mastery, the hardest cell that passes (all
+            # pass: the hardest; all fail: the easiest). The draws only break ties between equals.
+            passing = mean >= 0.5
+            edge = np.where(passing, self.hardness, -1.0) if passing.any() else -self.hardness
+            value = edge + 1e-3 * draws
         return np.argmax(value, axis=1)
 
     def _observe(self, c: int, rewards: np.ndarray) -> None:

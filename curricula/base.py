@@ -110,6 +110,7 @@ class Controller:
                 raise ValueError(f"state of controller {state.get('name')!r} given to {self.name!r}")
             if list(state.get("shape", [])) != list(self.space.shape):
                 raise ValueError(f"state for a space of shape {state.get('shape')}, this one is {list(self.space.shape)}")
+            self.seed = int(state["seed"])
             self._rng.bit_generator.state = state["rng"]
             self.proposed, self.observed, self.rollouts, self.eval_rollouts = state["counters"]
             self._load(state["state"])

@@ -2,6 +2,7 @@
 
 # Importing a command module registers its commands on `app`.
 from taskforge.cli import families as _families  # noqa: E402,F401
+from taskforge.cli import plot as _plot  # noqa: E402,F401
 from taskforge.cli.app import app
 
 
