@@ -45,14 +45,14 @@ def teaching_value(p: np.ndarray, guess: np.ndarray, group_size: int) -> np.ndar
 class Adaptive(Controller):
     name = "adaptive"
     defaults = {
-        "half_life": 64.0,  # observed groups after which a cell's counts weigh half
+        "half_life": 256.0,  # observed groups after which a cell's counts weigh half
         "prior_strength": 4.0,  # pseudo-rollouts the shared model's prediction is worth
         "lr_theta": 0.1,
         "lr_b": 0.05,
         "init_span": 4.0,  # initial logit gap between a knob's easiest and hardest value
         "init_theta": 2.0,
         "hard_bonus": 1.0,
-        "skip_zero_var": 0.75,
+        "skip_zero_var": 0.4,
         "guess_rate": None,  # optional callable params -> guess rate; default: the space's
     }
 

@@ -18,10 +18,10 @@ import json
 import multiprocessing
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from taskforge.curricula import KnobSpace, Mixture, make_controller
 from taskforge.curricula.base import PASS_THRESHOLD, Controller

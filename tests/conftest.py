@@ -13,10 +13,9 @@ def tiny_causal_lm():
     """
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
+    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
-    import torch
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE())

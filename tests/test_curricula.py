@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from taskforge.curricula import KnobSpace, Mixture, make_controller, p_mixed
 from taskforge.generators.arithmetic import Arithmetic
 
@@ -249,3 +248,21 @@ def test_thread_safety_smoke(name: str) -> None:
         t.join()
     assert not errors
     assert ctrl.proposed == 4 * 50 * 4 and ctrl.observed == 4 * 50 * 4
+
+
+def test_benchmark_quick_mode_runs_and_prints(tmp_path, capsys) -> None:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "curriculum_sim.py"
+    spec = importlib.util.spec_from_file_location("curriculum_sim", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    png = tmp_path / "curves.png"
+    assert mod.main(["--quick", "--seeds", "2", "--workers", "1", "--presets", "easy-1D,adversarial", "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    for word in ("| easy-1D | adaptive |", "| adversarial | oracle |", "vs uniform", "median R80"):
+        assert word in out
+    assert png.read_bytes()[:4] == b"\x89PNG"

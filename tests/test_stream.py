@@ -6,10 +6,10 @@ import json
 import os
 
 import pytest
-
-from taskforge import verify
 from taskforge.curricula import KnobSpace, Mixture, make_controller
 from taskforge.generators.arithmetic import Arithmetic
+
+from taskforge import verify
 from taskforge.stream import TaskStream
 from taskforge.task import Task
 
