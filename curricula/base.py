@@ -56,10 +56,14 @@ class Controller:
     # ---- public API (locked) ----------------------------------------------------------------------
     def propose(self, m: int) -> list[dict[str, Any]]:
         """Cells for the next `m` prompts."""
+        return [self.space.cell(int(i)) for i in self.propose_index(m)]
+
+    def propose_index(self, m: int) -> np.ndarray:
+        """Like `propose`, as flat cell indices of the space (what simulators and logs use)."""
         with self._lock:
-            idx = self._propose(int(m))
+            idx = np.asarray(self._propose(int(m)), dtype=int)
             self.proposed += len(idx)
-            return [self.space.cell(int(i)) for i in idx]
+            return idx
 
     def observe(self, cell: Mapping[str, Any] | int, rewards: Sequence[float]) -> None:
         """The rewards of one prompt's group (1.0 = pass)."""
@@ -106,6 +110,7 @@ class Controller:
                 raise ValueError(f"state of controller {state.get('name')!r} given to {self.name!r}")
             if list(state.get("shape", [])) != list(self.space.shape):
                 raise ValueError(f"state for a space of shape {state.get('shape')}, this one is {list(self.space.shape)}")
+            self.seed = int(state["seed"])
             self._rng.bit_generator.state = state["rng"]
             self.proposed, self.observed, self.rollouts, self.eval_rollouts = state["counters"]
             self._load(state["state"])

@@ -6,6 +6,7 @@ internally by a flat index (numpy row-major order) so that controllers can score
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -46,6 +47,7 @@ class KnobSpace:
         self.shape = tuple(len(v) for v in self.values)
         self.size = int(np.prod(self.shape))
         self._lookup = [{_key(v): i for i, v in enumerate(vals)} for vals in self.values]
+        self._fast = [_hashable_index(vals) for vals in self.values]
         # grid[c] = knob indices of cell c; pos[c] = the same scaled to 0..1 per knob (0 = easiest value).
         self.grid = np.indices(self.shape).reshape(len(self.shape), -1).T.copy()
         self.pos = self.grid / np.maximum(np.array(self.shape) - 1, 1)
@@ -73,10 +75,20 @@ class KnobSpace:
     def index(self, cell: Mapping[str, Any]) -> int:
         """Flat index of a cell given as {knob: value}; knobs of `base` may be present and are ignored."""
         try:
-            idx = tuple(self._lookup[j][_key(cell[n])] for j, n in enumerate(self.names))
+            idx = tuple(self._find(j, cell[n]) for j, n in enumerate(self.names))
         except KeyError:
             raise ValueError(f"{dict(cell)} is not a cell of this space {self.describe()}") from None
         return int(np.ravel_multi_index(idx, self.shape))
+
+    def _find(self, j: int, value: Any) -> int:
+        # Fast path: the value itself (same type, so 1, 1.0 and True stay distinct); else its JSON spelling.
+        try:
+            i = self._fast[j].get(value)
+        except TypeError:  # unhashable (a list read back from JSON)
+            i = None
+        if i is not None and type(self.values[j][i]) is type(value):
+            return i
+        return self._lookup[j][_key(value)]
 
     def cell(self, index: int) -> dict[str, Any]:
         return {n: self.values[j][int(k)] for j, (n, k) in enumerate(zip(self.names, self.grid[index], strict=True))}
@@ -128,6 +140,14 @@ class KnobSpace:
             guess_rate=inst.guess_rate if has_guess else None,
             family=gen_cls.family,
         )
+
+
+def _hashable_index(values: list[Any]) -> dict[Any, int]:
+    out: dict[Any, int] = {}
+    for i, v in enumerate(values):
+        with contextlib.suppress(TypeError):
+            out.setdefault(v, i)
+    return out
 
 
 def _base_guess_rate() -> Any:
