@@ -45,6 +45,7 @@ def build_stream(cfg: TrainConfig, log_path: Path) -> Any:
     """One controller per family over its KnobSpace (a one-cell space for fixed params), combined by a
     Mixture with the configured weights, behind a TaskStream that writes the run log."""
     from taskforge.curricula import KnobSpace, Mixture, make_controller
+
     from taskforge.stream import TaskStream
 
     ctrl_settings = {k: v for k, v in cfg.controller.items() if k != "name"}
