@@ -101,6 +101,8 @@ def base_config(model, out, **grpo):
         (lambda c: c["tasks"].append({"family": "arithmetic", "params": {"digits": 999}}), "digits"),
         (lambda c: c.update(lora={"rank": 8}), "unknown LoRA fields"),
         (lambda c: c.update(bogus=1), "unknown config keys"),
+        (lambda c: c.update(controller={"name": "nope"}), "unknown controller 'nope'"),
+        (lambda c: c.update(controller={"name": "adaptive", "no_such_setting": 1}), "no setting"),
     ],
 )
 def test_bad_config_stops_before_any_model_loads(tiny_model, tmp_path, monkeypatch, change, message):

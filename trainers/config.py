@@ -47,7 +47,7 @@ TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
     "format_reward", "verify_workers", "stream",
 }
-TASK_KEYS = {"family", "weight", "level", "params", "curriculum", "levels"}
+TASK_KEYS = {"family", "weight", "level", "params", "curriculum"}
 
 
 @dataclass
@@ -56,8 +56,7 @@ class TaskMix:
     weight: float = 1.0
     level: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    curriculum: bool = False
-    levels: list[int] | None = None  # the ladder rungs a curriculum may use (default: all)
+    curriculum: bool = False  # True: the controller moves over the family's whole level ladder
 
 
 @dataclass
@@ -180,9 +179,6 @@ def validate(cfg: TrainConfig) -> None:
             cls.resolve_params(t.level, t.params)
         except KnobError as exc:
             raise ConfigError(f"{t.family}: {exc}") from None
-        for lvl in t.levels or ():
-            if not 0 <= lvl < len(cls.levels):
-                raise ConfigError(f"{t.family}: level {lvl} outside 0..{len(cls.levels) - 1}")
     if len({t.family for t in cfg.tasks}) != len(cfg.tasks):
         raise ConfigError("each family may appear once in `tasks`")
     if cfg.vllm_mode not in ("colocate", "server"):
@@ -223,11 +219,21 @@ def _validate_grpo(cfg: TrainConfig) -> None:
 
 
 def _validate_controller(cfg: TrainConfig) -> None:
+    """Build each curriculum family's controller once (cheap: no model), so a bad name or setting is
+    reported here rather than after the trainer started."""
     if not any(t.curriculum for t in cfg.tasks):
         return
     try:
-        from taskforge.curricula import make_controller  # noqa: F401
+        from taskforge.curricula import KnobSpace, make_controller
     except ImportError as exc:
         raise ConfigError(f"a curriculum needs taskforge.curricula: {exc}") from None
+    settings = {k: v for k, v in cfg.controller.items() if k != "name"}
     if "name" not in cfg.controller:
         raise ConfigError("controller needs a `name` (e.g. adaptive, uniform, fixed, saturn, adarft)")
+    for t in cfg.tasks:
+        if t.curriculum:
+            try:
+                space = KnobSpace.from_generator(generator_class(t.family))
+                make_controller(cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **settings)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"controller for {t.family}: {exc}") from None

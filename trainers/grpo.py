@@ -153,7 +153,10 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     transformers.set_seed(cfg.seed)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stream = build_stream(cfg, out / "run_log.jsonl")
+    try:
+        stream = build_stream(cfg, out / "run_log.jsonl")
+    except (TypeError, ValueError) as exc:  # e.g. saturn without an evaluator: still before any model loads
+        raise ConfigError(f"task stream: {exc}") from None
     if ckpt is not None:
         saved = json.loads((ckpt / STATE_FILE).read_text())
         stream.load_state_dict(saved["stream"])
