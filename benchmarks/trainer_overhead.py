@@ -13,30 +13,15 @@ import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
 
 COMPLETIONS, G = 64, 8
 FILLER = "Let me work through this step by step, checking each part before giving the result. " * 3
-
-
-def _stream_module() -> str:
-    try:
-        import taskforge.stream  # noqa: F401
-
-        return "taskforge.stream"
-    except ImportError:  # until issue 5's stream is installed: the tests' stand-in with the same interface
-        sys.path.insert(0, str(ROOT / "tests"))
-        import _stream_shim
-
-        sys.modules["taskforge.stream"] = _stream_shim
-        return "tests/_stream_shim.py (stand-in)"
 
 
 def _config(model: str, out: str, steps: int) -> dict:
@@ -115,7 +100,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--model-steps", type=int, default=4)
     args = ap.parse_args()
-    which = _stream_module()
     from taskforge.trainers.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +110,7 @@ def main() -> None:
     def ms(xs: list[float], q: float) -> float:
         return 1000 * sorted(xs)[min(int(q * len(xs)), len(xs) - 1)]
 
-    print(f"stream: {which}; batch {COMPLETIONS} completions = {COMPLETIONS // G} prompts x G={G}; "
+    print(f"batch {COMPLETIONS} completions = {COMPLETIONS // G} prompts x G={G}; "
           f"{args.steps} steps; arithmetic (adaptive) + sat level 0\n")
     print("| part | median ms/step | p90 ms/step | share of a tiny-model CPU step |")
     print("|---|---:|---:|---:|")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,22 +16,6 @@ from taskforge.trainers.config import ConfigError, load_config  # noqa: E402
 from taskforge.generator import Generator, Knob  # noqa: E402
 from taskforge.registry import _registry, register  # noqa: E402
 from taskforge.task import Verdict  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stream_module():
-    """The real TaskStream when it is installed; until then the thin shim with the same interface."""
-    try:
-        import taskforge.stream  # noqa: F401
-
-        yield
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).parent))
-        import _stream_shim
-
-        sys.modules["taskforge.stream"] = _stream_shim
-        yield
-        del sys.modules["taskforge.stream"]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,6 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 import taskforge  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stream_module():
-    try:
-        import taskforge.stream  # noqa: F401
-
-        yield
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).parent))
-        import _stream_shim
-
-        sys.modules["taskforge.stream"] = _stream_shim
-        yield
-        del sys.modules["taskforge.stream"]
 
 
 @pytest.fixture(scope="module")
