@@ -73,10 +73,14 @@ NUMBERED_PROMPT = (
 
 
 def clause_to_numbered(clause: Sequence[int]) -> str:
-    return "(" + " | ".join(("!x" if lit < 0 else "x") + str(abs(lit)) for lit in sorted(clause, key=abs)) + ")"
+    return (
+        "(" + " | ".join(("!x" if lit < 0 else "x") + str(abs(lit)) for lit in sorted(clause, key=abs)) + ")"
+    )
 
 
-def count_models(clauses: Sequence[Sequence[int]], k: int, cap: int = MODEL_CAP) -> tuple[list[int] | None, int]:
+def count_models(
+    clauses: Sequence[Sequence[int]], k: int, cap: int = MODEL_CAP
+) -> tuple[list[int] | None, int]:
     """(first model as DIMACS literals over all k variables, number of models up to `cap`).
 
     Each model found is blocked with a clause over all k variables, so variables that occur in no clause
@@ -108,7 +112,7 @@ def _variable_masks(k: int) -> tuple[int, list[int]]:
     return full, masks
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)  # at k = 12 a mask is 512 bytes
 def _clause_models(clause: tuple[int, ...], k: int) -> int:
     full, masks = _variable_masks(k)
     out = 0
@@ -136,19 +140,88 @@ def _model_to_answer(model: Sequence[int]) -> str:
     return "".join("1" if lit > 0 else "0" for lit in model)
 
 
+MAX_TABLE = 1 << 18  # clause tables up to this many rows are cached per (n, k)
+
+
+@functools.lru_cache(maxsize=32)
+def _clause_table(n: int, k: int) -> tuple[tuple[tuple[int, ...], int, int], ...] | None:
+    """Every clause on n distinct variables of k (variables ascending), with bit masks of its positive and
+    negative literals; None when the table would be too large (then clauses are drawn one by one)."""
+    if math.comb(k, n) * 2**n > MAX_TABLE:
+        return None
+    rows = []
+    for vs in itertools.combinations(range(1, k + 1), n):
+        for signs in range(2**n):
+            clause = tuple(-v if signs >> i & 1 else v for i, v in enumerate(vs))
+            pos = sum(1 << (v - 1) for v in clause if v > 0)
+            neg = sum(1 << (-v - 1) for v in clause if v < 0)
+            rows.append((clause, pos, neg))
+    return tuple(rows)
+
+
+def draw_clauses(
+    n: int, k: int, l: int, rng: random.Random, planted: int | None = None
+) -> list[tuple[int, ...]]:
+    """l distinct clauses, each with n distinct variables in ascending order, drawn uniformly; with
+    `planted` (an assignment as bits, variable i at bit i-1) only clauses it satisfies.
+
+    Saturn draws a variable set, then a sign pattern other than the falsifying one: that is uniform over
+    the clauses the assignment satisfies, which is what rejecting the falsified ones from a uniform draw
+    gives too (with probability 2^-n per draw)."""
+    table = _clause_table(n, k)
+    # An assignment falsifies a clause iff none of its positive variables is set and all negative ones are.
+    check = planted is not None
+    bits = planted or 0
+    if table is not None and 2 * l > len(table) * (1 - 2.0**-n if check else 1):
+        # Dense: rejection would loop long; sample from the full list of admissible clauses instead.
+        return rng.sample(
+            [c for c, pos, neg in table if not (check and not bits & pos and bits & neg == neg)], l
+        )
+    chosen: dict[tuple[int, ...], None] = {}  # insertion-ordered, so the draw is reproducible
+    variables = range(1, k + 1)
+    size, rand = len(table) if table else 0, rng.random
+    while len(chosen) < l:
+        if table is not None:
+            # int(random() * size): a bias below size / 2^53, and four times faster than randrange.
+            clause, pos, neg = table[int(rand() * size)]
+        else:
+            signs = rng.getrandbits(n)
+            clause = tuple(
+                -v if signs >> i & 1 else v for i, v in enumerate(sorted(rng.sample(variables, n)))
+            )
+            pos = sum(1 << (v - 1) for v in clause if v > 0)
+            neg = sum(1 << (-v - 1) for v in clause if v < 0)
+        if not (check and not bits & pos and bits & neg == neg):
+            chosen[clause] = None
+    return list(chosen)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _letters(clause: tuple[int, ...]) -> str:
+    return clause_to_letters(clause)
+
+
+def _json_problem(n: int, k: int, clause_text: str) -> str:
+    return json.dumps({"n_sat": n, "k": k, "clause": clause_text})
+
+
 def _all_levels() -> tuple[dict[str, int], ...]:
     # Saturn's training ladder, its ten evaluation levels, then larger formulas near the 3-SAT threshold
     # (l/k about 4.2 to 5), all ordered by Saturn's D so that difficulty rises along the ladder.
     beyond = ((3, 8, 40), (3, 10, 45), (3, 12, 55), (3, 16, 70), (3, 20, 88), (3, 26, 112), (3, 40, 170))
-    triples = sorted({*SATURN_TRAIN_LEVELS, *SATURN_TEST_LEVELS, *beyond}, key=lambda t: saturn_difficulty(*t))
-    return tuple({"n": n, "k": k, "l": l} for n, k, l in triples)  # noqa: E741
+    triples = sorted(
+        {*SATURN_TRAIN_LEVELS, *SATURN_TEST_LEVELS, *beyond}, key=lambda t: saturn_difficulty(*t)
+    )
+    return tuple({"n": n, "k": k, "l": l} for n, k, l in triples)
 
 
 @register
 class SAT(Generator):
     family = "sat"
     version = "1"
-    description = "CNF satisfiability (PySAT): planted (Saturn), solver-filtered random, or unique-model formulas."
+    description = (
+        "CNF satisfiability (PySAT): planted (Saturn), solver-filtered random, or unique-model formulas."
+    )
     knobs = (
         Knob("n", int, 3, low=1, high=12, help="literals per clause"),
         Knob("k", int, 5, low=1, high=1000, help="variables"),
@@ -164,7 +237,7 @@ class SAT(Generator):
 
     # ---- generation ---------------------------------------------------------------------------------
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
-        n, k, l, mode = params["n"], params["k"], params["l"], params["mode"]  # noqa: E741
+        n, k, l, mode = params["n"], params["k"], params["l"], params["mode"]
         self._check_params(params)
         if mode == "planted":
             bits = rng.getrandbits(k)
@@ -175,7 +248,9 @@ class SAT(Generator):
                 first, count = count_models(clauses, k)
                 if first is not None:
                     return self.build_task(params, clauses, _model_to_answer(first), models=count)
-            raise KnobError(f"no satisfiable random formula in {MAX_RANDOM_DRAWS} draws at n={n}, k={k}, l={l}")
+            raise KnobError(
+                f"no satisfiable random formula in {MAX_RANDOM_DRAWS} draws at n={n}, k={k}, l={l}"
+            )
         # unique: each clause rules out exactly 2^(k-n) assignments, so fewer clauses than that cannot
         # leave one model; otherwise draw until the solver proves uniqueness.
         if l * 2 ** (k - n) < 2**k - 1:
@@ -190,7 +265,7 @@ class SAT(Generator):
         )
 
     def _check_params(self, params: dict[str, Any]) -> None:
-        n, k, l = params["n"], params["k"], params["l"]  # noqa: E741
+        n, k, l = params["n"], params["k"], params["l"]
         if n > k:
             raise KnobError(f"n={n} literals per clause need k >= n variables, got k={k}")
         if params["format"] == "letters" and k > MAX_LETTER_VARS:
@@ -198,7 +273,9 @@ class SAT(Generator):
         signs = 2**n - 1 if params["mode"] in ("planted", "unique") else 2**n
         capacity = math.comb(k, n) * signs
         if l > capacity:
-            raise KnobError(f"only {capacity} distinct clauses exist at n={n}, k={k} for mode {params['mode']}")
+            raise KnobError(
+                f"only {capacity} distinct clauses exist at n={n}, k={k} for mode {params['mode']}"
+            )
 
     def build_task(
         self,
@@ -237,7 +314,10 @@ class SAT(Generator):
             models = model_count(ordered, k)
         check = {"n": n, "k": k, "clauses": ordered, "format": fmt, "strict": bool(params["strict"])}
         return self.make_task(
-            params, prompt=prompt, answer=answer, check=check,
+            params,
+            prompt=prompt,
+            answer=answer,
+            check=check,
             meta={"models": models, "models_cap": MODEL_CAP, **(meta or {})},
         )
 
@@ -282,7 +362,7 @@ class SAT(Generator):
         and the l clauses are a uniform l-subset of those M.  unique: exactly 2^-k.
         random: the unconditioned rate C(M' - C(k,n), l) / C(M', l), M' = C(k,n) 2^n, floored at 2^-k; a
         lower bound, since the formula is also conditioned on being satisfiable."""
-        n, k, l, mode = params["n"], params["k"], params["l"], params["mode"]  # noqa: E741
+        n, k, l, mode = params["n"], params["k"], params["l"], params["mode"]
         if n > k:
             return 0.0
         sets = math.comb(k, n)
@@ -295,66 +375,10 @@ class SAT(Generator):
         if l > pool:
             return 0.0
         denom = math.comb(pool, l) * 2**k
-        return sum(math.comb(k, d) * math.comb(pool - (sets - math.comb(k - d, n)), l) for d in range(k + 1)) / denom
-
-
-MAX_TABLE = 1 << 18  # clause tables up to this many rows are cached per (n, k)
-
-
-@functools.lru_cache(maxsize=32)
-def _clause_table(n: int, k: int) -> tuple[tuple[tuple[int, ...], int, int], ...] | None:
-    """Every clause on n distinct variables of k (variables ascending), with bit masks of its positive and
-    negative literals; None when the table would be too large (then clauses are drawn one by one)."""
-    if math.comb(k, n) * 2**n > MAX_TABLE:
-        return None
-    rows = []
-    for vs in itertools.combinations(range(1, k + 1), n):
-        for signs in range(2**n):
-            clause = tuple(-v if signs >> i & 1 else v for i, v in enumerate(vs))
-            pos = sum(1 << (v - 1) for v in clause if v > 0)
-            neg = sum(1 << (-v - 1) for v in clause if v < 0)
-            rows.append((clause, pos, neg))
-    return tuple(rows)
-
-
-def draw_clauses(n: int, k: int, l: int, rng: random.Random, planted: int | None = None) -> list[tuple[int, ...]]:  # noqa: E741
-    """l distinct clauses, each with n distinct variables in ascending order, drawn uniformly; with
-    `planted` (an assignment as bits, variable i at bit i-1) only clauses it satisfies.
-
-    Saturn draws a variable set, then a sign pattern other than the falsifying one: that is uniform over
-    the clauses the assignment satisfies, which is what rejecting the falsified ones from a uniform draw
-    gives too (with probability 2^-n per draw)."""
-    table = _clause_table(n, k)
-    # An assignment falsifies a clause iff none of its positive variables is set and all negative ones are.
-    check = planted is not None
-    bits = planted or 0
-    if table is not None and 2 * l > len(table) * (1 - 2.0**-n if check else 1):
-        # Dense: rejection would loop long; sample from the full list of admissible clauses instead.
-        return rng.sample([c for c, pos, neg in table if not (check and not bits & pos and bits & neg == neg)], l)
-    chosen: dict[tuple[int, ...], None] = {}  # insertion-ordered, so the draw is reproducible
-    variables = range(1, k + 1)
-    size, rand = len(table) if table else 0, rng.random
-    while len(chosen) < l:
-        if table is not None:
-            # int(random() * size): a bias below size / 2^53, and four times faster than randrange.
-            clause, pos, neg = table[int(rand() * size)]
-        else:
-            signs = rng.getrandbits(n)
-            clause = tuple(-v if signs >> i & 1 else v for i, v in enumerate(sorted(rng.sample(variables, n))))
-            pos = sum(1 << (v - 1) for v in clause if v > 0)
-            neg = sum(1 << (-v - 1) for v in clause if v < 0)
-        if not (check and not bits & pos and bits & neg == neg):
-            chosen[clause] = None
-    return list(chosen)
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _letters(clause: tuple[int, ...]) -> str:
-    return clause_to_letters(clause)
-
-
-def _json_problem(n: int, k: int, clause_text: str) -> str:
-    return json.dumps({"n_sat": n, "k": k, "clause": clause_text})
+        return (
+            sum(math.comb(k, d) * math.comb(pool - (sets - math.comb(k - d, n)), l) for d in range(k + 1))
+            / denom
+        )
 
 
 __all__ = ["SAT", "count_models", "draw_clauses", "model_count"]

@@ -52,8 +52,16 @@ SATURN_PROMPT = (
 # Saturn's four training levels (Train_prompt_{n}_{k}_{l}_{m}) and ten evaluation levels, as released.
 SATURN_TRAIN_LEVELS: tuple[tuple[int, int, int], ...] = ((3, 5, 5), (3, 5, 6), (3, 5, 13), (3, 5, 15))
 SATURN_TEST_LEVELS: tuple[tuple[int, int, int], ...] = (
-    (3, 5, 20), (3, 5, 25), (3, 6, 20), (3, 7, 20), (3, 7, 40),
-    (4, 7, 20), (4, 7, 40), (4, 8, 40), (5, 8, 40), (6, 7, 40),
+    (3, 5, 20),
+    (3, 5, 25),
+    (3, 6, 20),
+    (3, 7, 20),
+    (3, 7, 40),
+    (4, 7, 20),
+    (4, 7, 40),
+    (4, 8, 40),
+    (5, 8, 40),
+    (6, 7, 40),
 )
 
 _CLAUSE_RE = re.compile(r"(?:!?[A-Z])+")
@@ -64,7 +72,7 @@ class SaturnFormatError(ValueError):
     """A Saturn record or clause text that does not follow Saturn's format."""
 
 
-def saturn_difficulty(n: int, k: int, l: int) -> float:  # noqa: E741 (Saturn's own names)
+def saturn_difficulty(n: int, k: int, l: int) -> float:
     """Saturn's difficulty estimate D(n, k, l) = log2 k + 2 log2 l - n + k/n."""
     return math.log2(k) + 2 * math.log2(l) - n + k / n
 
@@ -136,7 +144,9 @@ def record_to_task(record: dict[str, Any], *, strict: bool = False) -> Task:
     params = gen.resolve_params(
         None, {"n": n, "k": k, "l": len(clauses), "mode": "planted", "format": "letters", "strict": strict}
     )
-    return gen.build_task(params, clauses, record["solution"], meta={"saturn_id": record["id"]}, keep_order=True)
+    return gen.build_task(
+        params, clauses, record["solution"], meta={"saturn_id": record["id"]}, keep_order=True
+    )
 
 
 def task_to_record(task: Task, record_id: int) -> dict[str, Any]:
@@ -177,22 +187,27 @@ def write_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
 
 
 # ---- export in Saturn's layout -----------------------------------------------------------------------
-def train_folder(n: int, k: int, l: int, m: int) -> str:  # noqa: E741
+def train_folder(n: int, k: int, l: int, m: int) -> str:
     return f"train/Train_prompt_{n}_{k}_{l}_{m}"
 
 
-def test_file(n: int, k: int, l: int, count: int) -> str:  # noqa: E741
+def test_file(n: int, k: int, l: int, count: int) -> str:
     return f"test/n{n}_k{k}_length{l}_sample{count}.jsonl"
 
 
 def level_records(
-    level: tuple[int, int, int], count: int, *, seed: int, split: str, mode: str = "planted",
+    level: tuple[int, int, int],
+    count: int,
+    *,
+    seed: int,
+    split: str,
+    mode: str = "planted",
     on_record: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """`count` Saturn records of one level with distinct formulas, ids 0..count-1."""
     from taskforge.registry import get_generator
 
-    n, k, l = level  # noqa: E741
+    n, k, l = level
     gen = get_generator("sat")
     params = gen.resolve_params(None, {"n": n, "k": k, "l": l, "mode": mode, "format": "letters"})
     records: list[dict[str, Any]] = []
@@ -235,13 +250,13 @@ def export_saturn(
     written: list[Path] = []
     if train_levels and per_level <= TEST_TAIL:
         raise ValueError(f"a training level needs more than {TEST_TAIL} records (Saturn's test tail)")
-    for n, k, l in train_levels:  # noqa: E741
+    for n, k, l in train_levels:
         recs = level_records((n, k, l), per_level, seed=seed, split="train", mode=mode, on_record=on_record)
         folder = out / train_folder(n, k, l, per_level)
         write_records(folder / "train.jsonl", recs[:-TEST_TAIL])
         write_records(folder / "test.jsonl", recs[-TEST_TAIL:])
         written += [folder / "train.jsonl", folder / "test.jsonl"]
-    for n, k, l in test_levels:  # noqa: E741
+    for n, k, l in test_levels:
         recs = level_records((n, k, l), per_level, seed=seed, split="test", mode=mode, on_record=on_record)
         path = out / test_file(n, k, l, per_level)
         write_records(path, recs)

@@ -99,7 +99,7 @@ def test_reference_files_found() -> None:
 
 def test_parser_reads_every_record() -> None:
     for path, _, rec in RECORDS:
-        n, k, l = _level_of(path)  # noqa: E741
+        n, k, l = _level_of(path)
         assert (rec["n_sat"], rec["k"]) == (n, k)
         clauses = parse_letters(rec["clause"], rec["k"])
         assert len(clauses) == l
@@ -134,7 +134,14 @@ def test_lenient_mode_is_saturns_reward() -> None:
         lenient, strict = record_to_task(rec, strict=False), record_to_task(rec, strict=True)
         sol = rec["solution"]
         candidates = [
-            sol, sol[:-1], sol[:1], sol + "1", sol + "0101", "", "2" * len(sol), sol.replace("1", "x"),
+            sol,
+            sol[:-1],
+            sol[:1],
+            sol + "1",
+            sol + "0101",
+            "",
+            "2" * len(sol),
+            sol.replace("1", "x"),
             "".join(rng.choice("01") for _ in range(rec["k"])),
             "".join(rng.choice("01") for _ in range(rng.randint(1, 2 * rec["k"]))),
         ]
@@ -148,7 +155,7 @@ def test_lenient_mode_is_saturns_reward() -> None:
 def test_difficulty_is_saturns_d_for_every_reference_level() -> None:
     gen = get_generator("sat")
     levels = {_level_of(p) for p in FILES}
-    for n, k, l in levels:  # noqa: E741
+    for n, k, l in levels:
         expected = math.log2(k) + 2 * math.log2(l) - n + k / n
         assert gen.difficulty({"n": n, "k": k, "l": l}) == pytest.approx(expected, abs=1e-12)
         task = record_to_task(next(r for p, _, r in RECORDS if _level_of(p) == (n, k, l)))
@@ -179,7 +186,7 @@ def test_planted_clause_statistics_match_saturn() -> None:
     """Saturn draws each clause uniformly among those the hidden assignment satisfies, so the number of
     literals true under it is 1..n with weights C(n,j); ours must show the same mean as the reference."""
     gen = get_generator("sat")
-    for n, k, l in sorted({_level_of(p) for p in FILES}):  # noqa: E741
+    for n, k, l in sorted({_level_of(p) for p in FILES}):
         ref = [r for p, _, r in RECORDS if _level_of(p) == (n, k, l)]
         params = gen.resolve_params(None, {"n": n, "k": k, "l": l})
         ours = [task_to_record(gen.sample(params, 5, "train", i), i) for i in range(len(ref))]
@@ -199,10 +206,16 @@ def test_planted_clause_statistics_match_saturn() -> None:
 
 def test_export_layout_fields_and_split(tmp_path: Path) -> None:
     train_levels, test_levels = [(3, 5, 6), (3, 5, 13)], [(3, 5, 20), (4, 7, 20)]
-    written = export_saturn(tmp_path, train_levels=train_levels, test_levels=test_levels, per_level=25, seed=7)
+    written = export_saturn(
+        tmp_path, train_levels=train_levels, test_levels=test_levels, per_level=25, seed=7
+    )
     names = sorted(str(p.relative_to(tmp_path)) for p in written)
     assert names == sorted(
-        [f"train/Train_prompt_{n}_{k}_{m}_25/{f}.jsonl" for n, k, m in train_levels for f in ("train", "test")]
+        [
+            f"train/Train_prompt_{n}_{k}_{m}_25/{f}.jsonl"
+            for n, k, m in train_levels
+            for f in ("train", "test")
+        ]
         + [f"test/n{n}_k{k}_length{m}_sample25.jsonl" for n, k, m in test_levels]
     )
     if FULL_FILES:  # the same naming as the released tree
@@ -213,7 +226,7 @@ def test_export_layout_fields_and_split(tmp_path: Path) -> None:
     all_clauses: dict[str, set[str]] = {"train": set(), "test": set()}
     for path in written:
         recs = list(read_records(path))
-        n, k, l = _level_of(path)  # noqa: E741
+        n, k, l = _level_of(path)
         if path.parent.name.startswith("Train_prompt"):
             ids = list(range(0, 5)) if path.name == "train.jsonl" else list(range(5, 25))
         else:
@@ -224,9 +237,10 @@ def test_export_layout_fields_and_split(tmp_path: Path) -> None:
             assert (rec["n_sat"], rec["k"]) == (n, k) and len(rec["solution"]) == k
             clauses = rec["clause"].split(" & ")
             assert len(clauses) == l and clauses == sorted(clauses) and len(set(clauses)) == l
-            assert rec["prompt"] == prefix + PROBLEM_HEADER + json.dumps(
-                {"n_sat": n, "k": k, "clause": rec["clause"]}
-            ) + "\n"
+            assert (
+                rec["prompt"]
+                == prefix + PROBLEM_HEADER + json.dumps({"n_sat": n, "k": k, "clause": rec["clause"]}) + "\n"
+            )
             assert _saturn_reward(rec["clause"], rec["solution"])
             kind = "train" if path.parent.name.startswith("Train_prompt") else "test"
             all_clauses[kind].add(f"{n},{k},{rec['clause']}")
@@ -265,10 +279,18 @@ def test_cli_export_deterministic_and_bad_input(tmp_path: Path) -> None:
     for name in ("a", "b"):
         res = runner.invoke(app, [*args, "--out", str(tmp_path / name)])
         assert res.exit_code == 0, res.output
-        outs.append({p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.jsonl")})
+        outs.append(
+            {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.jsonl")}
+        )
     assert outs[0] == outs[1] and len(outs[0]) == 6
-    for bad in (["--level", "3,5"], ["--level", "3,27,40"], ["--level", "x,y,z"], ["--per-level", "20"],
-                ["--kind", "both", "--level", "3,5,71", "--per-level", "21"], ["--mode", "nope"]):
+    for bad in (
+        ["--level", "3,5"],
+        ["--level", "3,27,40"],
+        ["--level", "x,y,z"],
+        ["--per-level", "20"],
+        ["--kind", "both", "--level", "3,5,71", "--per-level", "21"],
+        ["--mode", "nope"],
+    ):
         res = runner.invoke(app, ["export", "saturn", "--out", str(tmp_path / "bad"), *bad])
         assert res.exit_code == 2, (bad, res.output)
         assert "error" in res.output.lower()

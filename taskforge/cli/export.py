@@ -32,9 +32,11 @@ def parse_levels(items: list[str]) -> list[tuple[int, int, int]]:
             m = _LEVEL.fullmatch(part)
             if not m:
                 fail(f"--level expects n,k,l (e.g. 3,5,20), got {part!r}")
-            n, k, l = (int(g) for g in m.groups())  # noqa: E741
+            n, k, l = (int(g) for g in m.groups())
             if not 1 <= n <= k <= MAX_LETTER_VARS or l < 1:
-                fail(f"--level {part}: Saturn's letters format needs 1 <= n <= k <= {MAX_LETTER_VARS} and l >= 1")
+                fail(
+                    f"--level {part}: Saturn's letters format needs 1 <= n <= k <= {MAX_LETTER_VARS} and l >= 1"
+                )
             levels.append((n, k, l))
     return levels
 
@@ -43,7 +45,9 @@ def parse_levels(items: list[str]) -> list[tuple[int, int, int]]:
 def saturn(
     out: Path = typer.Option(..., "--out", "-o", help="output folder (gets train/ and/or test/)"),
     level: list[str] = typer.Option([], "--level", help="n,k,l (repeatable); default: Saturn's own levels"),
-    per_level: int = typer.Option(100, "--per-level", help="records per level (train levels: last 20 -> test.jsonl)"),
+    per_level: int = typer.Option(
+        100, "--per-level", help="records per level (train levels: last 20 -> test.jsonl)"
+    ),
     seed: int = typer.Option(0, help="base seed"),
     kind: str = typer.Option(
         "both", help="train: Train_prompt_* folders; test: test/n*_k*_length*_sample*.jsonl; both"
@@ -64,15 +68,22 @@ def saturn(
     train_levels = (levels or list(SATURN_TRAIN_LEVELS)) if kind in ("train", "both") else []
     test_levels = (levels or list(SATURN_TEST_LEVELS)) if kind in ("test", "both") else []
     if train_levels and per_level <= TEST_TAIL:
-        fail(f"a training level keeps its last {TEST_TAIL} records for test.jsonl: --per-level must exceed "
-             f"{TEST_TAIL} (or use --kind test)")
+        fail(
+            f"a training level keeps its last {TEST_TAIL} records for test.jsonl: --per-level must exceed "
+            f"{TEST_TAIL} (or use --kind test)"
+        )
     total = per_level * (len(train_levels) + len(test_levels))
     try:
         with progress_bar() as bar:
             job = bar.add_task("export saturn", total=total)
             written = export_saturn(
-                out, train_levels=train_levels, test_levels=test_levels, per_level=per_level, seed=seed,
-                mode=mode, on_record=lambda: bar.advance(job),
+                out,
+                train_levels=train_levels,
+                test_levels=test_levels,
+                per_level=per_level,
+                seed=seed,
+                mode=mode,
+                on_record=lambda: bar.advance(job),
             )
     except (KnobError, ValueError, RuntimeError, OSError) as exc:
         fail(str(exc))
