@@ -11,10 +11,11 @@ with c(x) the cell's guess rate (from the generator's `guess_rate`), theta_j the
 knob j and b_j non-decreasing along the knob's ladder; an irrelevant knob ends up with a flat b_j. It
 scores each cell by
 
-    value(x) = P(mixed | p) * sum_j 4 s_j (1 - s_j) * (1 + hard_bonus * hardness(x)),   s_j = sigmoid(theta_j - b_j[x_j])
+    value(x) = P(mixed | p)^2 * sum_j 4 s_j (1 - s_j) * (1 + hard_bonus * hardness(x)),   s_j = sigmoid(theta_j - b_j[x_j])
 
-the chance of a mixed group times how many skills sit at their frontier there (a cell passed only by
-guessing has every s_j near 0 and scores nothing). The hardness bonus breaks near-ties towards the
+the chance of a mixed group (squared: a cell where several skills are in doubt has a low pass rate, and
+the square keeps such cells from costing too many all-fail groups) times how many skills sit at their
+frontier there (a cell passed only by guessing has every s_j near 0 and scores nothing). The hardness bonus breaks near-ties towards the
 harder cells, so the frontier keeps moving up as the learner improves.
 
 The estimate of p combines the shared model, fitted online by one gradient step per group (so cells
@@ -50,6 +51,7 @@ class Adaptive(Controller):
         "init_theta": 2.0,
         "hard_bonus": 1.0,
         "skip_zero_var": 0.4,
+        "mixed_power": 2.0,  # weight of P(mixed) against the frontier terms
         "guess_rate": None,  # optional callable params -> guess rate; default: the space's
     }
 
@@ -96,7 +98,7 @@ class Adaptive(Controller):
         # P(mixed) from the (sampled) pass rate; the frontier terms from the shared model, which knows
         # which knob holds a cell back (per-cell counts only know the product).
         frontier = (4.0 * s * (1.0 - s)).sum(axis=-1)
-        return p_mixed(p, self.group_size) * frontier * (1.0 + self.settings["hard_bonus"] * self.hardness)
+        return p_mixed(p, self.group_size) ** self.settings["mixed_power"] * frontier * (1.0 + self.settings["hard_bonus"] * self.hardness)
 
     def scores(self) -> np.ndarray:
         """Value of every cell under the posterior mean (for plots and the run log)."""
