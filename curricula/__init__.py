@@ -2,7 +2,7 @@
 
 from taskforge.curricula import adaptive as _adaptive  # noqa: F401  (registers "adaptive")
 from taskforge.curricula import baselines as _baselines  # noqa: F401  (registers the baselines)
-from taskforge.curricula.adaptive import Adaptive, teaching_value
+from taskforge.curricula.adaptive import Adaptive
 from taskforge.curricula.base import CONTROLLERS, Controller, make_controller, p_mixed, register_controller
 from taskforge.curricula.mixture import Mixture
 from taskforge.curricula.space import KnobSpace
@@ -16,5 +16,4 @@ __all__ = [
     "make_controller",
     "p_mixed",
     "register_controller",
-    "teaching_value",
 ]

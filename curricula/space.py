@@ -114,7 +114,8 @@ class KnobSpace:
     @classmethod
     def from_generator(cls, gen: Any, knobs: Sequence[str] | None = None) -> KnobSpace:
         """The space spanned by a generator's level ladder: each knob that varies along the ladder, with
-        its distinct values in ladder order; knobs constant along the ladder become fixed `base` params."""
+        the distinct values it takes there, easy to hard; knobs constant along the ladder become fixed
+        `base` params. The space's difficulty and guess rate come from the generator."""
         gen_cls = gen if isinstance(gen, type) else type(gen)
         inst = gen if not isinstance(gen, type) else gen_cls()
         ladder = [gen_cls.resolve_params(i) for i in range(len(gen_cls.levels))]
@@ -132,6 +133,14 @@ class KnobSpace:
                     values[n].append(lvl[n])
         base = {k: v for k, v in ladder[0].items() if k not in names}
         has_guess = type(inst).guess_rate is not _base_guess_rate()
+        # A ladder may move a knob both ways (Saturn's SAT levels raise n, which alone makes a formula
+        # easier, together with k and l). Order each knob's values by the generator's difficulty
+        # averaged over the other knobs, so that "later value = harder" holds knob by knob.
+        probe = cls(values, levels=[{n: lvl[n] for n in names} for lvl in ladder], base=base, difficulty=inst.difficulty)
+        for j, n in enumerate(names):
+            marginal = [probe.difficulty[probe.grid[:, j] == i].mean() for i in range(len(values[n]))]
+            order = sorted(range(len(marginal)), key=lambda i, m=marginal: m[i])  # stable: ladder order on ties
+            values[n] = [values[n][i] for i in order]
         return cls(
             values,
             levels=[{n: lvl[n] for n in names} for lvl in ladder],

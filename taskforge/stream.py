@@ -14,6 +14,7 @@ restored stream regenerates exactly the tasks it had proposed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import threading
@@ -276,10 +277,8 @@ class TaskStream:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown
             self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
 
 class _Handle:

@@ -266,3 +266,22 @@ def test_benchmark_quick_mode_runs_and_prints(tmp_path, capsys) -> None:
     for word in ("| easy-1D | adaptive |", "| adversarial | oracle |", "vs uniform", "median R80"):
         assert word in out
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("family", ["arithmetic", "sat"])
+def test_space_from_generator_orders_each_knob_easy_to_hard(family: str) -> None:
+    from taskforge.registry import families, generator_class
+
+    if family not in families():
+        pytest.skip(f"{family} family not installed")
+    cls = generator_class(family)
+    sp = KnobSpace.from_generator(cls)
+    for j in range(len(sp.names)):
+        marginal = [sp.difficulty[sp.grid[:, j] == i].mean() for i in range(sp.shape[j])]
+        assert marginal == sorted(marginal)
+    # Every ladder level is a cell, and a cell's params generate a task of that family.
+    for lvl in sp.levels:
+        params = cls.resolve_params(None, sp.to_params(sp.cell(lvl)))
+        assert cls().sample(params, 0, "train", 0).family == family
+    if family == "sat":  # short formulas are often satisfied at random: the generator says so
+        assert sp.guess.max() > 0.3 and sp.guess[sp.levels[-1]] < 0.01

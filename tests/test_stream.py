@@ -198,3 +198,20 @@ def test_trl_grpo_trainer_accepts_the_stream(tmp_path, tiny_causal_lm) -> None:
     ctrl = stream.mixture.controllers["arithmetic"]
     assert len(seen) >= 2 and ctrl.observed == len(seen)
     assert ctrl.rollouts == 4 * len(seen)  # one group of num_generations per prompt
+
+
+def test_two_families_share_the_stream() -> None:
+    from taskforge.registry import families
+
+    if "sat" not in families():
+        pytest.skip("sat family not installed")
+    stream = TaskStream(["sat", "arithmetic"], "adaptive", seed=0, weights="adaptive", batch=8)
+    tasks = answer_all(stream, 48, solve_below=10.0)
+    fams = {t.family for t in tasks}
+    assert fams == {"sat", "arithmetic"}
+    for t in tasks:
+        assert t.meta["family"] == t.family
+        assert verify(t, stream.generators[t.family].gold_response(t)).passed
+    ctrls = stream.mixture.controllers
+    assert ctrls["sat"].observed + ctrls["arithmetic"].observed == 48
+    assert ctrls["sat"].observed > 0 and ctrls["arithmetic"].observed > 0
