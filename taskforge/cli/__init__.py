@@ -1,9 +1,8 @@
 """`taskforge` command line: one module per command group, all registered on `app`."""
 
-from taskforge.cli.app import app
-
 # Importing a command module registers its commands on `app`.
 from taskforge.cli import families as _families  # noqa: E402,F401
+from taskforge.cli.app import app
 
 
 def main() -> None:
