@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
+from taskforge.generators import sql as S
 
 import taskforge
-from taskforge.generators import sql as S
 from taskforge.registry import get_generator
 from taskforge.task import Task
 
