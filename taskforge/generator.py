@@ -137,6 +137,14 @@ class Generator:
             out[k.name] = k.coerce(out[k.name])
         return out
 
+    @classmethod
+    def level_of(cls, params: dict[str, Any]) -> int | None:
+        """The ladder index whose settings equal `params`, or None for custom settings."""
+        for i in range(len(cls.levels)):
+            if cls.resolve_params(i) == params:
+                return i
+        return None
+
     def make_task(
         self,
         params: dict[str, Any],

@@ -1,6 +1,9 @@
 """`taskforge` command line: one module per command group, all registered on `app`."""
 
 # Importing a command module registers its commands on `app`.
+from taskforge.cli import check as _check  # noqa: E402,F401
+from taskforge.cli import data as _data  # noqa: E402,F401
+from taskforge.cli import demo as _demo  # noqa: E402,F401
 from taskforge.cli import families as _families  # noqa: E402,F401
 from taskforge.cli.app import app
 

@@ -1,0 +1,328 @@
+"""Datasets on disk: JSONL and Parquet, written as a stream, atomically, and resumable.
+
+A dataset is a plan (`DatasetSpec`: family or mixture, knobs, seed, split, n) whose item i is a pure
+function of the plan and i. Writers append items in index order to a partial file next to the target
+(`OUT.partial` for JSONL, `OUT.parts/` for Parquet) and rename into place only when complete, so the final
+name never holds half a file. After a kill, `resume=True` keeps every complete row already written and
+generates the rest: no duplicate, no missing index.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from taskforge.registry import generator_class, get_generator
+from taskforge.seeding import hash_unit
+from taskforge.task import Task
+
+JSON_COLUMNS = ("params", "check", "meta")  # heterogeneous across families: stored as JSON text in Parquet
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("family", pa.string()),
+        ("version", pa.string()),
+        ("params", pa.string()),
+        ("difficulty", pa.float64()),
+        ("seed", pa.int64()),
+        ("split", pa.string()),
+        ("index", pa.int64()),
+        ("prompt", pa.string()),
+        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("answer", pa.string()),
+        ("check", pa.string()),
+        ("meta", pa.string()),
+    ]
+)
+PARQUET_PART_ROWS = 20_000
+CHUNK = 256
+
+
+class DatasetError(ValueError):
+    """Bad dataset request or unreadable file; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything that determines a dataset's bytes. `mix` maps family -> weight (overrides `family`)."""
+
+    n: int
+    family: str | None = None
+    mix: dict[str, float] = field(default_factory=dict)
+    level: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    split: str = "train"
+
+    def validate(self) -> None:
+        if self.n < 0:
+            raise DatasetError(f"n must be >= 0, got {self.n}")
+        if not self.mix and not self.family:
+            raise DatasetError("name a family or a --mix")
+        for fam, weight in self.mix.items():
+            if not weight > 0:
+                raise DatasetError(f"mix weight of {fam!r} must be > 0, got {weight}")
+        for fam in self.families():
+            cls = generator_class(fam)  # raises UnknownFamilyError naming the valid ones
+            cls.resolve_params(self._level_for(cls), self.params if not self.mix else None)
+
+    def families(self) -> list[str]:
+        return sorted(self.mix) if self.mix else [self.family or ""]
+
+    def _level_for(self, cls: type) -> int | None:
+        # In a mixture a level past a family's ladder means that family's hardest level.
+        if self.level is None or not self.mix:
+            return self.level
+        return min(self.level, len(cls.levels) - 1)
+
+    def family_of(self, index: int) -> str:
+        if not self.mix:
+            return self.family or ""
+        names = self.families()
+        total = sum(self.mix[f] for f in names)
+        u = hash_unit("mix", self.seed, self.split, index) * total
+        for name in names:
+            u -= self.mix[name]
+            if u < 0:
+                return name
+        return names[-1]
+
+    def task(self, index: int) -> Task:
+        family = self.family_of(index)
+        gen = get_generator(family)
+        params = gen.resolve_params(self._level_for(type(gen)), None if self.mix else self.params)
+        return gen.sample(params, self.seed, self.split, index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _render_chunk(args: tuple[DatasetSpec, int, int]) -> list[str]:
+    spec, start, stop = args
+    return [spec.task(i).to_json() for i in range(start, stop)]
+
+
+def iter_task_lines(
+    spec: DatasetSpec, start: int = 0, workers: int = 1, chunk: int = CHUNK
+) -> Iterator[list[str]]:
+    """Chunks of JSON lines for items start..n-1, in index order, optionally from a process pool."""
+    bounds = [(spec, s, min(s + chunk, spec.n)) for s in range(start, spec.n, chunk)]
+    if workers <= 1:
+        yield from map(_render_chunk, bounds)
+        return
+    # fork keeps startup cheap on Linux; imap keeps order, and a bounded number of chunks are in flight.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(_render_chunk, bounds, chunksize=1)
+
+
+# ---- writing ------------------------------------------------------------------------------------
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".spec.json")
+
+
+def _check_resume_spec(path: Path, spec: DatasetSpec) -> None:
+    side = _sidecar(path)
+    if side.exists():
+        old = json.loads(side.read_text())
+        if old != json.loads(json.dumps(spec.to_dict())):
+            raise DatasetError(f"cannot resume {path}: it was started with different settings {old}")
+
+
+def write_dataset(
+    spec: DatasetSpec,
+    path: str | Path,
+    *,
+    workers: int = 1,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the dataset; returns the number of rows generated by this call (not counting resumed ones)."""
+    spec.validate()
+    path = Path(path)
+    if path.suffix not in (".jsonl", ".parquet"):
+        raise DatasetError(f"output must end in .jsonl or .parquet, got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = _JsonlWriter(path) if path.suffix == ".jsonl" else _ParquetWriter(path)
+    if resume:
+        _check_resume_spec(path, spec)
+        done = writer.recover()
+        if done > spec.n:
+            raise DatasetError(f"cannot resume {path}: it holds {done} rows, more than n={spec.n}")
+    else:
+        writer.reset()
+        done = 0
+    _sidecar(path).write_text(json.dumps(spec.to_dict()))
+    if progress:
+        progress(done)
+    written = 0
+    for lines in iter_task_lines(spec, done, workers):
+        writer.append(lines)
+        written += len(lines)
+        if progress:
+            progress(len(lines))
+    writer.finish()
+    _sidecar(path).unlink(missing_ok=True)
+    return written
+
+
+class _JsonlWriter:
+    def __init__(self, path: Path) -> None:
+        self.path, self.partial = path, path.with_name(path.name + ".partial")
+        self.fh: Any = None
+
+    def reset(self) -> None:
+        self.fh = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115 (closed in finish)
+
+    def recover(self) -> int:
+        if not self.partial.exists():
+            if self.path.exists():
+                raise DatasetError(f"{self.path} is already complete; nothing to resume")
+            self.reset()
+            return 0
+        with open(self.partial, "rb+") as fh:
+            data = fh.read()
+            keep = data.rfind(b"\n") + 1  # a torn last line is dropped and regenerated
+            fh.truncate(keep)
+        count = data.count(b"\n", 0, keep)
+        if count:
+            last = json.loads(data[data.rfind(b"\n", 0, keep - 1) + 1 : keep])
+            if last.get("index") != count - 1:
+                raise DatasetError(f"cannot resume {self.partial}: rows are not items 0..{count - 1}")
+        self.fh = open(self.partial, "a", encoding="utf-8")  # noqa: SIM115
+        return count
+
+    def append(self, lines: list[str]) -> None:
+        self.fh.write("\n".join(lines) + "\n")
+        self.fh.flush()
+
+    def finish(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.partial, self.path)
+
+
+def task_to_row(task: dict[str, Any]) -> dict[str, Any]:
+    row = dict(task)
+    for col in JSON_COLUMNS:
+        row[col] = json.dumps(row[col], separators=(",", ":"), ensure_ascii=False)
+    return row
+
+
+def row_to_task(row: dict[str, Any]) -> Task:
+    row = dict(row)
+    for col in JSON_COLUMNS:
+        if isinstance(row.get(col), str):
+            row[col] = json.loads(row[col])
+    row["messages"] = [dict(m) for m in row["messages"]]
+    return Task.from_dict(row)
+
+
+class _ParquetWriter:
+    """Complete parts of PARQUET_PART_ROWS rows in OUT.parts/, merged into OUT when all are there."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.parts = path, path.with_name(path.name + ".parts")
+        self.buffer: list[dict[str, Any]] = []
+        self.count = 0
+
+    def reset(self) -> None:
+        shutil.rmtree(self.parts, ignore_errors=True)
+        self.parts.mkdir()
+
+    def recover(self) -> int:
+        if not self.parts.exists():
+            if self.path.exists():
+                raise DatasetError(f"{self.path} is already complete; nothing to resume")
+            self.reset()
+            return 0
+        for stray in self.parts.glob("*.tmp"):
+            stray.unlink()
+        self.count = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(self.parts.glob("part-*.parquet")))
+        return self.count
+
+    def append(self, lines: list[str]) -> None:
+        self.buffer.extend(task_to_row(json.loads(line)) for line in lines)
+        if len(self.buffer) >= PARQUET_PART_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        final = self.parts / f"part-{self.count:012d}.parquet"
+        tmp = final.with_suffix(".tmp")
+        pq.write_table(pa.Table.from_pylist(self.buffer, schema=PARQUET_SCHEMA), tmp)
+        os.replace(tmp, final)
+        self.count += len(self.buffer)
+        self.buffer = []
+
+    def finish(self) -> None:
+        self._flush()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with pq.ParquetWriter(tmp, PARQUET_SCHEMA) as out:
+            for part in sorted(self.parts.glob("part-*.parquet")):
+                out.write_table(pq.read_table(part, schema=PARQUET_SCHEMA))
+        os.replace(tmp, self.path)
+        shutil.rmtree(self.parts)
+
+
+# ---- reading ------------------------------------------------------------------------------------
+def read_tasks(path: str | Path) -> Iterator[Task]:
+    """Stream Tasks from a JSONL or Parquet file written by taskforge (or any file with the same fields)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"no such file: {path}")
+    if path.suffix == ".parquet":
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as exc:
+            raise DatasetError(f"{path} is not a readable Parquet file: {exc}") from None
+        for batch in pf.iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                yield row_to_task(row)
+        return
+    for lineno, line in enumerate(read_jsonl(path), 1):
+        try:
+            yield Task.from_dict(line)
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}:{lineno} is not a task record: {exc}") from None
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"no such file: {path}")
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{lineno} is not valid JSON: {exc.msg}") from None
+            if not isinstance(obj, dict):
+                raise DatasetError(f"{path}:{lineno} is not a JSON object")
+            yield obj
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows atomically (temp file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
