@@ -1,0 +1,86 @@
+"""SQL family throughput: generation tasks/s and verification verdicts/s, per level, on one core.
+
+    python benchmarks/sql_throughput.py [--tasks 24] [--samples 16]
+
+Verification reuses each task's databases (the LRU in generators/sql.py): the first response of a task
+builds its instances ("build ms"), the next ones only run queries. Responses are distinct texts (the
+gold query with a different trailing comment, and two wrong queries), so the per-task verdict memo never
+answers; "memo hits/s" is the rate when a group repeats the same query text. "SELECT 1/s" is DuckDB's
+own floor on the same connection, measured in the same run, for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+
+from taskforge.generators import sql as S
+
+import taskforge
+from taskforge.registry import get_generator
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
+    ap.add_argument("--samples", type=int, default=16, help="responses verified per task")
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    gen = get_generator("sql")
+    list(taskforge.generate("sql", 2, level=0, seed=99))  # imports, scratch connection
+
+    rows = []
+    for level in range(len(gen.levels)):
+        start = time.perf_counter()
+        tasks = list(taskforge.generate("sql", args.tasks, level=level, seed=1))
+        gen_rate = len(tasks) / (time.perf_counter() - start)
+
+        rng = random.Random(level)
+        build = 0.0
+        for t in tasks:  # first verdict of each task builds its databases
+            s = time.perf_counter()
+            S.instances(t.check)
+            build += time.perf_counter() - s
+        responses = []
+        for t in tasks:
+            for i in range(args.samples):
+                if i % 4 == 3:
+                    responses.append((t, gen.corrupt_answer(t, rng)))
+                else:
+                    responses.append((t, f"```sql\n{t.answer}\n-- sample {i}\n```"))
+        start = time.perf_counter()
+        passed = sum(gen.safe_verify(t, r).passed for t, r in responses)
+        verify_rate = len(responses) / (time.perf_counter() - start)
+        expected = sum(1 for i in range(args.samples) if i % 4 != 3) * len(tasks)
+        assert passed == expected, (passed, expected)
+
+        start = time.perf_counter()
+        for t, _ in responses:
+            gen.safe_verify(t, gen.gold_response(t))
+        memo_rate = len(responses) / (time.perf_counter() - start)
+
+        con = S.instances(tasks[0].check).connections[0]
+        start = time.perf_counter()
+        for _ in range(500):
+            con.execute("SELECT 1").fetchall()
+        floor = 500 / (time.perf_counter() - start)
+        rows.append((level, gen_rate, build / len(tasks) * 1000, verify_rate, memo_rate, floor,
+                     len(tasks[0].check["seeds"])))
+        S._cache.clear()
+
+    print(f"load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print()
+    print("| level | generate tasks/s | build ms/task | verify verdicts/s | memo hits/s | SELECT 1/s | instances |")
+    print("|---|---|---|---|---|---|---|")
+    for level, g, b, v, m, f, n in rows:
+        print(f"| {level} | {g:.0f} | {b:.0f} | {v:.0f} | {m:.0f} | {f:.0f} | {n} |")
+    total_g = len(rows) / sum(1 / r[1] for r in rows)
+    total_v = len(rows) / sum(1 / r[3] for r in rows)
+    print(f"| all (harmonic mean) | {total_g:.0f} | | {total_v:.0f} | | | |")
+
+
+if __name__ == "__main__":
+    main()
