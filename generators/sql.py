@@ -647,27 +647,42 @@ class SQL(Generator):
 class _Instances:
     connections: list[duckdb.DuckDBPyConnection]
     gold: list[list[tuple] | None]  # None where the rebuilt gold result does not match the record
+    owner: duckdb.DuckDBPyConnection | None = None  # the locked connection the cursors belong to
     memo: dict[str, Verdict] = field(default_factory=dict)  # query text -> verdict, oldest first
+
+    def close(self) -> None:
+        for con in [*self.connections, self.owner]:
+            if con is not None:
+                con.close()
 
 
 _cache = sqlbox.DatabaseCache(capacity=32)
 
 
+_keys: dict[int, tuple[dict[str, Any], str]] = {}  # id(check) -> (check, key): skips re-hashing a record
+
+
 def instances(check: dict[str, Any]) -> _Instances:
     """The task's locked database instances and gold results, built once and kept in an LRU."""
-    key = hashlib.blake2b(canonical_json(check).encode(), digest_size=16).hexdigest()
+    known = _keys.get(id(check))
+    if known is not None and known[0] is check:
+        key = known[1]
+    else:
+        key = hashlib.blake2b(canonical_json(check).encode(), digest_size=16).hexdigest()
+        if len(_keys) >= 1024:
+            _keys.pop(next(iter(_keys)))
+        _keys[id(check)] = (check, key)  # holding `check` keeps its id from being reused
     return _cache.get(key, lambda: _build_instances(check, key))
 
 
 def _build_instances(check: dict[str, Any], key: str) -> _Instances:
     schema, statements = check["schema"], ddl(check["schema"])
-    cons, golds = [], []
-    for i, seed in enumerate(check["seeds"]):
-        tables = [(t["name"], stmt, arrow_table(schema, build_rows(schema, seed, t["name"]), t["name"]))
-                  for t, stmt in zip(schema, statements, strict=True)]
-        con = sqlbox.build_locked(tables, _cache.directory(), f"{key}-{i}")
-        out = sqlbox.run_query(con, check["gold"], timeout_s=30.0, max_rows=100_000)
+    data = [[(t["name"], stmt, arrow_table(schema, build_rows(schema, seed, t["name"]), t["name"]))
+             for t, stmt in zip(schema, statements, strict=True)] for seed in check["seeds"]]
+    owner, cursors = sqlbox.build_locked(data, _cache.directory(), key)
+    golds: list[list[tuple] | None] = []
+    for i, cur in enumerate(cursors):
+        out = sqlbox.run_query(cur, check["gold"], timeout_s=30.0, max_rows=100_000)
         ok = out.reason == "ok" and result_digest(out.rows, check["order_keys"]) == check["digests"][i]
-        cons.append(con)
         golds.append(out.rows if ok else None)
-    return _Instances(cons, golds)
+    return _Instances(cursors, golds, owner=owner)
