@@ -595,21 +595,16 @@ class SQL(Generator):
         if sql is None or not sql.strip():
             return Verdict.fail("no_answer")
         sql = sql.strip()
-        shown = sql[:200]
-        try:
-            sqlbox.check_statement(sql)
-        except sqlbox.Rejected as exc:
-            return Verdict.fail("rejected", parsed=shown, error=str(exc))
-        except sqlbox.Malformed as exc:
-            return Verdict.fail("malformed", parsed=shown, error=str(exc))
+        if len(sql) > sqlbox.MAX_SQL_CHARS:
+            return Verdict.fail("malformed", parsed=sql[:200], error="query too long")
         chk = task.check
         if chk.get("builder") != BUILDER_VERSION:
-            return Verdict.fail("error", parsed=shown, error=f"task built by data builder {chk.get('builder')}")
+            return Verdict.fail("error", error=f"task built by data builder {chk.get('builder')}")
         dbs = instances(chk)
         known = dbs.memo.get(sql)
-        if known is not None:  # the same query for the same task: G samples of a prompt often agree
+        if known is not None:  # the same text for the same task: the G samples of a prompt often agree
             return known
-        verdict = self._run_all(dbs, sql, chk)
+        verdict = self._judge(dbs, sql, chk)
         if verdict.reason != "timeout":
             dbs.memo[sql] = verdict
             if len(dbs.memo) > MEMO_SIZE:
@@ -617,8 +612,14 @@ class SQL(Generator):
         return verdict
 
     @staticmethod
-    def _run_all(dbs: _Instances, sql: str, chk: dict[str, Any]) -> Verdict:
+    def _judge(dbs: _Instances, sql: str, chk: dict[str, Any]) -> Verdict:
         shown = sql[:200]
+        try:
+            sqlbox.check_statement(sql)
+        except sqlbox.Rejected as exc:
+            return Verdict.fail("rejected", parsed=shown, error=str(exc))
+        except sqlbox.Malformed as exc:
+            return Verdict.fail("malformed", parsed=shown, error=str(exc))
         for i, (con, gold) in enumerate(zip(dbs.connections, dbs.gold, strict=True)):
             if gold is None:
                 return Verdict.fail("error", parsed=shown, error=f"gold result of instance {i} does not match")
