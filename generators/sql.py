@@ -600,15 +600,18 @@ class SQL(Generator):
         chk = task.check
         if chk.get("builder") != BUILDER_VERSION:
             return Verdict.fail("error", error=f"task built by data builder {chk.get('builder')}")
-        dbs = instances(chk)
-        known = dbs.memo.get(sql)
+        key = task_key(chk)
+        memo = _memo.setdefault(key, {})
+        known = memo.get(sql)
         if known is not None:  # the same text for the same task: the G samples of a prompt often agree
             return known
-        verdict = self._judge(dbs, sql, chk)
+        verdict = _worker.judge(key, chk, sql) if ISOLATE else judge_here(chk, sql)
         if verdict.reason != "timeout":
-            dbs.memo[sql] = verdict
-            if len(dbs.memo) > MEMO_SIZE:
-                dbs.memo.pop(next(iter(dbs.memo)))
+            memo[sql] = verdict
+            if len(memo) > MEMO_SIZE:
+                memo.pop(next(iter(memo)))
+            if len(_memo) > 256:
+                _memo.pop(next(iter(_memo)))
         return verdict
 
     @staticmethod
@@ -661,19 +664,55 @@ _cache = sqlbox.DatabaseCache(capacity=32)
 
 
 _keys: dict[int, tuple[dict[str, Any], str]] = {}  # id(check) -> (check, key): skips re-hashing a record
+_memo: dict[str, dict[str, Verdict]] = {}  # task key -> {query text: verdict}, oldest first
+
+
+def task_key(check: dict[str, Any]) -> str:
+    known = _keys.get(id(check))
+    if known is not None and known[0] is check:
+        return known[1]
+    key = hashlib.blake2b(canonical_json(check).encode(), digest_size=16).hexdigest()
+    if len(_keys) >= 1024:
+        _keys.pop(next(iter(_keys)))
+    _keys[id(check)] = (check, key)  # holding `check` keeps its id from being reused
+    return key
 
 
 def instances(check: dict[str, Any]) -> _Instances:
     """The task's locked database instances and gold results, built once and kept in an LRU."""
-    known = _keys.get(id(check))
-    if known is not None and known[0] is check:
-        key = known[1]
-    else:
-        key = hashlib.blake2b(canonical_json(check).encode(), digest_size=16).hexdigest()
-        if len(_keys) >= 1024:
-            _keys.pop(next(iter(_keys)))
-        _keys[id(check)] = (check, key)  # holding `check` keeps its id from being reused
+    key = task_key(check)
     return _cache.get(key, lambda: _build_instances(check, key))
+
+
+def judge_here(check: dict[str, Any], sql: str) -> Verdict:
+    """Judge in this process (what the worker runs; tests call it to look inside)."""
+    return SQL._judge(instances(check), sql, check)
+
+
+def fingerprint(check: dict[str, Any]) -> list[str]:
+    """A digest of every table of every instance as the locked connections read them."""
+    out = []
+    for con in instances(check).connections:
+        for t in check["schema"]:
+            name = t["name"]
+            row = con.execute(f"SELECT count(*), md5(string_agg({name}::VARCHAR, '|' ORDER BY id)) FROM {name}")
+            out.append(repr(row.fetchone()))
+    return out
+
+
+# Answers run in a worker process by default: DuckDB's interrupt cannot stop work inside one function
+# call, and a single call can allocate gigabytes outside its memory limit (nested replace() was killed by
+# the kernel here). The worker has an address-space limit and is killed at a hard deadline.
+ISOLATE = os.environ.get("TASKFORGE_SQL_ISOLATE", "1") != "0"
+_worker = sqlbox.Worker("taskforge.generators.sql")
+
+
+def _worker_ops() -> dict[str, Any]:
+    return {
+        "judge": lambda check, sql: judge_here(check, sql).to_dict(),
+        "fingerprint": lambda check, sql: fingerprint(check),
+        "build": lambda check, sql: bool(instances(check).connections),
+    }
 
 
 def _build_instances(check: dict[str, Any], key: str) -> _Instances:

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import os
 import re
+import resource
+import select
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -347,3 +352,109 @@ class DatabaseCache:
             if self._dir and self._pid == os.getpid():
                 shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+# ---- the worker process -------------------------------------------------------------------------
+WORKER_ADDRESS_SPACE = 4 << 30  # bytes; an allocation past this fails inside the worker only
+WORKER_BUILD_S = 120.0  # building a task's databases is trusted work; generous
+WORKER_GRACE_S = 2.0  # past the per-instance deadlines, before the hard kill
+_EXHAUSTED = ("Out of Memory", "Allocation failure", "MemoryError", "bad_alloc")
+
+
+class Worker:
+    """A long-lived child process that owns the task databases and runs the answers.
+
+    Protocol: JSON lines on stdin/stdout. The parent sends {"op", "check", "sql"}; the worker answers
+    {"built": true} once the task's databases exist (trusted work, long deadline) and then
+    {"result": ...} (untrusted work, deadline = instances x timeout + grace). Past a deadline, or if the
+    worker dies, it is killed and a fresh one starts on the next call. JSON, not pickle, so a subverted
+    worker could not make the parent run code."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._proc: subprocess.Popen | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        code = f"from taskforge.sqlbox import worker_loop; worker_loop({self.module!r})"
+        env = {**os.environ, "TASKFORGE_SQL_ISOLATE": "0", "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env, bufsize=0)
+        self._proc, self._pid = proc, os.getpid()
+        return proc
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and self._pid == os.getpid():
+            proc.kill()
+            proc.wait()
+
+    def _read(self, proc: subprocess.Popen, seconds: float) -> dict[str, Any] | None:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, seconds))
+        if not ready:
+            return None
+        line = proc.stdout.readline()
+        return json.loads(line) if line else None
+
+    def call(self, op: str, check: dict[str, Any], sql: str, deadline_s: float) -> tuple[str, Any]:
+        """("ok", result) | ("timeout", None) | ("crashed", None) | ("error", message)."""
+        with self._lock:
+            proc = self._proc if self._pid == os.getpid() else None
+            if proc is None or proc.poll() is not None:
+                proc = self._start()
+            try:
+                proc.stdin.write((json.dumps({"op": op, "check": check, "sql": sql}) + "\n").encode())
+                built = self._read(proc, WORKER_BUILD_S)
+                if built is None or "error" in built:
+                    self.stop()
+                    return ("error", (built or {}).get("error", "worker failed to build the databases"))
+                reply = self._read(proc, deadline_s)
+            except (OSError, ValueError):
+                reply = None
+            if reply is None:
+                alive = proc.poll() is None
+                self.stop()
+                return ("timeout", None) if alive else ("crashed", None)
+            if "error" in reply:
+                return ("error", reply["error"])
+            return ("ok", reply["result"])
+
+    def judge(self, key: str, check: dict[str, Any], sql: str) -> Any:
+        from taskforge.task import Verdict
+
+        deadline = len(check["seeds"]) * float(check["timeout_s"]) + WORKER_GRACE_S
+        status, result = self.call("judge", check, sql, deadline)
+        if status == "error":  # e.g. the databases could not be built in a worker left short of memory
+            self.stop()
+            status, result = self.call("judge", check, sql, deadline)
+        if status == "ok":
+            verdict = Verdict(**result)
+            if any(word in str(verdict.details.get("error", "")) for word in _EXHAUSTED):
+                self.stop()  # an allocation failed: DuckDB may hold on to memory, start afresh next time
+            return verdict
+        if status == "timeout":
+            return Verdict.fail("timeout", parsed=sql[:200], error=f"worker killed after {deadline:.1f}s")
+        if status == "crashed":
+            return Verdict.fail("rejected", parsed=sql[:200], error="the query brought down the sandbox")
+        return Verdict.fail("error", parsed=sql[:200], error=str(result)[:300])
+
+
+def worker_loop(module: str) -> None:
+    """The worker's main loop: `module` provides `_worker_ops()` -> {op: fn(check, sql)}."""
+    resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
+    import importlib
+
+    ops = importlib.import_module(module)._worker_ops()
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        try:
+            msg = json.loads(line)
+            ops["build"](msg["check"], "")
+            out.write(b'{"built": true}\n')
+            out.flush()
+            result = ops[msg["op"]](msg["check"], msg["sql"])
+            out.write((json.dumps({"result": result}) + "\n").encode())
+        except Exception as exc:  # a bad record: report, stay alive
+            out.write((json.dumps({"error": f"{type(exc).__name__}: {exc}"[:300]}) + "\n").encode())
+        out.flush()

@@ -24,14 +24,12 @@ def task() -> Task:
 
 
 def fingerprint(task: Task) -> list[str]:
-    """A hash of every row of every table of every instance, read through the locked connections."""
-    out = []
-    for con in S.instances(task.check).connections:
-        for t in task.check["schema"]:
-            name = t["name"]
-            row = con.execute(f"SELECT count(*), md5(string_agg({name}::VARCHAR, '|' ORDER BY id)) FROM {name}")
-            out.append(repr(row.fetchone()))
-    return out
+    """A hash of every row of every table of every instance, read in the process that ran the answers."""
+    if not S.ISOLATE:
+        return S.fingerprint(task.check)
+    status, result = S._worker.call("fingerprint", task.check, "", 30.0)
+    assert status == "ok", (status, result)
+    return result
 
 
 def fenced(sql: str) -> str:
@@ -87,13 +85,13 @@ def test_write_attempts_are_rejected(task: Task, tmp_path) -> None:
 def test_the_read_only_database_is_the_real_guard(task: Task) -> None:
     """Past the statement checks, a data-modifying CTE still cannot write: the database is read-only."""
     table = task.check["schema"][0]["name"]
-    before = fingerprint(task)
+    before = S.fingerprint(task.check)
     con = S.instances(task.check).connections[0]
     for sql in (f"WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
                 f"WITH d AS (UPDATE {table} SET id = -id RETURNING id) SELECT * FROM d"):
         out = sqlbox.run_query(con, sql, timeout_s=2, max_rows=10)
         assert out.reason == "rejected" and "read-only" in out.error, out
-    assert fingerprint(task) == before
+    assert S.fingerprint(task.check) == before
 
 
 def test_host_access_is_blocked(task: Task) -> None:
@@ -161,6 +159,17 @@ def test_uninterruptible_builders_are_refused(task: Task) -> None:
         assert verdict.reason == "rejected" and time.monotonic() - start < 2, (sql, verdict)
     # The words alone, as names or strings, are fine.
     assert GEN.safe_verify(task, fenced("SELECT 'repeat' AS range")).reason == "wrong"
+
+
+def test_memory_bomb_stays_in_the_worker(task: Task) -> None:
+    """One nested replace() asks for ~27 GB in a single call, past DuckDB's memory limit and its interrupt
+    (in-process it was killed by the kernel). The worker's address-space limit and hard deadline hold it."""
+    lit = "'" + "x" * 3000 + "'"
+    start = time.monotonic()
+    verdict = GEN.safe_verify(task, fenced(f"SELECT len(replace(replace({lit}, 'x', {lit}), 'x', {lit}))"))
+    assert not verdict.passed and verdict.reason in ("timeout", "rejected", "wrong"), verdict
+    assert time.monotonic() - start < 15
+    assert GEN.safe_verify(task, GEN.gold_response(task)).passed
 
 
 def test_huge_strings(task: Task) -> None:
