@@ -397,15 +397,19 @@ class Worker:
         line = proc.stdout.readline()
         return json.loads(line) if line else None
 
-    def call(self, op: str, check: dict[str, Any], sql: str, deadline_s: float) -> tuple[str, Any]:
+    def call(self, op: str, key: str, check: dict[str, Any], sql: str, deadline_s: float) -> tuple[str, Any]:
         """("ok", result) | ("timeout", None) | ("crashed", None) | ("error", message)."""
         with self._lock:
             proc = self._proc if self._pid == os.getpid() else None
             if proc is None or proc.poll() is not None:
                 proc = self._start()
             try:
-                proc.stdin.write((json.dumps({"op": op, "check": check, "sql": sql}) + "\n").encode())
+                # The task record travels once per worker; later calls name it by key.
+                proc.stdin.write((json.dumps({"op": op, "key": key, "sql": sql}) + "\n").encode())
                 built = self._read(proc, WORKER_BUILD_S)
+                if built is not None and built.get("need_check"):
+                    proc.stdin.write((json.dumps({"check": check}) + "\n").encode())
+                    built = self._read(proc, WORKER_BUILD_S)
                 if built is None or "error" in built:
                     self.stop()
                     return ("error", (built or {}).get("error", "worker failed to build the databases"))
@@ -424,10 +428,10 @@ class Worker:
         from taskforge.task import Verdict
 
         deadline = len(check["seeds"]) * float(check["timeout_s"]) + WORKER_GRACE_S
-        status, result = self.call("judge", check, sql, deadline)
+        status, result = self.call("judge", key, check, sql, deadline)
         if status == "error":  # e.g. the databases could not be built in a worker left short of memory
             self.stop()
-            status, result = self.call("judge", check, sql, deadline)
+            status, result = self.call("judge", key, check, sql, deadline)
         if status == "ok":
             verdict = Verdict(**result)
             if any(word in str(verdict.details.get("error", "")) for word in _EXHAUSTED):
@@ -447,14 +451,25 @@ def worker_loop(module: str) -> None:
 
     ops = importlib.import_module(module)._worker_ops()
     out = sys.stdout.buffer
+    checks: OrderedDict[str, dict[str, Any]] = OrderedDict()  # key -> task record, most recent last
+
+    def send(obj: dict[str, Any]) -> None:
+        out.write((json.dumps(obj) + "\n").encode())
+        out.flush()
+
     for line in sys.stdin.buffer:
         try:
             msg = json.loads(line)
-            ops["build"](msg["check"], "")
-            out.write(b'{"built": true}\n')
-            out.flush()
-            result = ops[msg["op"]](msg["check"], msg["sql"])
-            out.write((json.dumps({"result": result}) + "\n").encode())
+            check = checks.get(msg["key"])
+            if check is None:
+                send({"need_check": True})
+                check = json.loads(sys.stdin.buffer.readline())["check"]
+                checks[msg["key"]] = check
+                if len(checks) > 256:
+                    checks.popitem(last=False)
+            checks.move_to_end(msg["key"])
+            ops["build"](check, "")
+            send({"built": True})
+            send({"result": ops[msg["op"]](check, msg["sql"])})
         except Exception as exc:  # a bad record: report, stay alive
-            out.write((json.dumps({"error": f"{type(exc).__name__}: {exc}"[:300]}) + "\n").encode())
-        out.flush()
+            send({"error": f"{type(exc).__name__}: {exc}"[:300]})

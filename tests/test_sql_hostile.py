@@ -27,7 +27,7 @@ def fingerprint(task: Task) -> list[str]:
     """A hash of every row of every table of every instance, read in the process that ran the answers."""
     if not S.ISOLATE:
         return S.fingerprint(task.check)
-    status, result = S._worker.call("fingerprint", task.check, "", 30.0)
+    status, result = S._worker.call("fingerprint", S.task_key(task.check), task.check, "", 30.0)
     assert status == "ok", (status, result)
     return result
 
