@@ -14,6 +14,7 @@ Layers, each one sufficient for some attacks and the last one for all writes (FA
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import decimal
 import json
@@ -143,23 +144,25 @@ def build_locked(
     so an unqualified table name reads that instance. The file is unlinked once open."""
     path = os.path.join(directory, f"{name}.duckdb")
     writer = _writer()
-    writer.execute(f"ATTACH '{path}' AS build_target")
     try:
-        for i, tables in enumerate(instances):
-            writer.execute(f"CREATE SCHEMA build_target.i{i}")
-            writer.execute(f"USE build_target.i{i}")
-            for table, ddl, data in tables:
-                writer.execute(ddl)
-                writer.register("_load", data)
-                writer.execute(f'INSERT INTO "{table}" SELECT * FROM _load')
-                writer.unregister("_load")
+        writer.execute(f"ATTACH '{path}' AS build_target")
+        try:
+            for i, tables in enumerate(instances):
+                writer.execute(f"CREATE SCHEMA build_target.i{i}")
+                writer.execute(f"USE build_target.i{i}")
+                for table, ddl, data in tables:
+                    writer.execute(ddl)
+                    writer.register("_load", data)
+                    writer.execute(f'INSERT INTO "{table}" SELECT * FROM _load')
+                    writer.unregister("_load")
+        finally:
+            writer.execute("USE memory")
+            writer.execute("DETACH build_target")
+        con = duckdb.connect(path, read_only=True, config=dict(LOCKED_CONFIG))
     finally:
-        writer.execute("USE memory")
-        writer.execute("DETACH build_target")
-    con = duckdb.connect(path, read_only=True, config=dict(LOCKED_CONFIG))
-    for leftover in (path, path + ".wal"):
-        if os.path.exists(leftover):
-            os.unlink(leftover)
+        for leftover in (path, path + ".wal"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
     cursors = []
     for i in range(len(instances)):
         cur = con.cursor()
@@ -308,6 +311,17 @@ def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_k
 
 
 # ---- per-task cache ------------------------------------------------------------------------------
+def _scratch_dir() -> str:
+    # tmpfs where there is one: a database file lives only until its read-only connection opens it.
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    return tempfile.mkdtemp(prefix="taskforge-sql-", dir=base)
+
+
+def _remove_dir(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # not from a forked child that inherited the hook
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class DatabaseCache:
     """LRU of built, locked database instances keyed by a task's content key.
 
@@ -323,9 +337,12 @@ class DatabaseCache:
 
     def directory(self) -> str:
         if self._dir is None or self._pid != os.getpid():
-            # tmpfs where there is one: the file lives only until the read-only connection opens it.
-            base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-            self._dir, self._pid = tempfile.mkdtemp(prefix="taskforge-sql-", dir=base), os.getpid()
+            given = os.environ.get("TASKFORGE_SQL_DIR")  # a worker's, made and removed by its parent
+            if given and os.path.isdir(given):
+                self._dir, self._pid = given, os.getpid()
+            else:
+                self._dir, self._pid = _scratch_dir(), os.getpid()
+                atexit.register(_remove_dir, self._dir, self._pid)
         return self._dir
 
     def get(self, key: str, build: Callable[[], Any]) -> Any:
@@ -374,11 +391,14 @@ class Worker:
         self.module = module
         self._proc: subprocess.Popen | None = None
         self._pid = -1
+        self._dir = ""
         self._lock = threading.Lock()
 
     def _start(self) -> subprocess.Popen:
         code = f"from taskforge.sqlbox import worker_loop; worker_loop({self.module!r})"
-        env = {**os.environ, "TASKFORGE_SQL_ISOLATE": "0", "OMP_NUM_THREADS": "1"}
+        self._dir = _scratch_dir()  # removed by stop() or at exit, even if the worker is killed mid-build
+        atexit.register(_remove_dir, self._dir, os.getpid())
+        env = {**os.environ, "TASKFORGE_SQL_ISOLATE": "0", "OMP_NUM_THREADS": "1", "TASKFORGE_SQL_DIR": self._dir}
         proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, bufsize=0)
         self._proc, self._pid = proc, os.getpid()
@@ -389,6 +409,8 @@ class Worker:
         if proc is not None and self._pid == os.getpid():
             proc.kill()
             proc.wait()
+            if self._dir:
+                shutil.rmtree(self._dir, ignore_errors=True)
 
     def _read(self, proc: subprocess.Popen, seconds: float) -> dict[str, Any] | None:
         ready, _, _ = select.select([proc.stdout], [], [], max(0.0, seconds))
