@@ -213,3 +213,18 @@ def test_settings_stay_locked(task: Task) -> None:
     assert settings["threads"] == "1"
     assert settings["autoload_known_extensions"] == "false"
     assert settings["autoinstall_known_extensions"] == "false"
+
+
+def test_worker_is_killed_at_the_hard_deadline_and_restarts(task: Task) -> None:
+    if not S.ISOLATE:
+        pytest.skip("answers run in-process (TASKFORGE_SQL_ISOLATE=0)")
+    GEN.safe_verify(task, GEN.gold_response(task))  # worker up, databases built
+    first = S._worker._proc.pid
+    status, _ = S._worker.call("judge", S.task_key(task.check), task.check, cross(task, 12, "count(*)"), 0.05)
+    assert status == "timeout"
+    assert S._worker._proc is None  # killed, not left running
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
+    again = f"```sql\n{task.answer}\n-- again\n```"  # a new text: the memo does not answer
+    assert GEN.safe_verify(task, again).passed  # a fresh worker, databases rebuilt
+    assert S._worker._proc.pid != first
