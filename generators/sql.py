@@ -33,7 +33,8 @@ from taskforge.task import Task, Verdict, canonical_json
 
 BUILDER_VERSION = 1  # bump when build_rows changes; verify refuses a record built by another version
 MAX_DRAWS = 200  # query redraws per task before giving up
-MEMO_SIZE = 256  # verdicts remembered per cached task
+# Verdicts remembered per task (0: off; benchmarks that repeat one response should turn it off).
+MEMO_SIZE = int(os.environ.get("TASKFORGE_SQL_MEMO", "256"))
 EPOCH = dt.date(2020, 1, 1).toordinal()
 
 # ---- the catalog: eight tables of a small retail company, connected by foreign keys ----------------
@@ -601,7 +602,7 @@ class SQL(Generator):
         if chk.get("builder") != BUILDER_VERSION:
             return Verdict.fail("error", error=f"task built by data builder {chk.get('builder')}")
         key = task_key(chk)
-        memo = _memo.setdefault(key, {})
+        memo = _memo.setdefault(key, {}) if MEMO_SIZE else {}
         known = memo.get(sql)
         if known is not None:  # the same text for the same task: the G samples of a prompt often agree
             return known
