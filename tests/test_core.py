@@ -152,3 +152,8 @@ def test_verify_accepts_dict_tasks_and_never_raises():
 
 def test_nested_boxes_give_the_outer_one():
     assert extract_answer("\\boxed{\\boxed{X}1}") == "\\boxed{X}1"
+
+
+def test_extract_fenced_is_linear_in_the_number_of_fences():
+    assert extract_fenced("```" * 300_000, "python") is None
+    assert extract_fenced("```python\n" * 100_000 + "x\n```", "python") == "x\n"
