@@ -298,7 +298,7 @@ def test_host_unchanged_and_no_stray_process(corpus_run):
     # Live processes under us: the workers and their bwrap parents only. A worker's forked child may
     # linger as a zombie until the worker's next job, never running.
     deadline = time.monotonic() + 5  # a killed child can take a moment to become a zombie
-    while (strays := _strays()) and time.monotonic() < deadline:
+    while (strays := _strays(corpus_run["already"])) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not strays, strays
     box.close()
@@ -312,12 +312,12 @@ def _live_descendants() -> dict[int, tuple[int, str, str]]:
     return {pid: info for pid, info in _descendants(os.getpid()).items() if info[1] != "Z"}
 
 
-def _strays() -> list[str]:
-    """Running processes under us other than the workers and their bwrap parents."""
+def _strays(already: set[int]) -> list[str]:
+    """Running processes under us, born during the corpus, other than the workers and their bwrap parents."""
     procs = _descendants(os.getpid())
     found = []
     for pid, (ppid, state, cmd) in procs.items():
-        if state == "Z":
+        if state == "Z" or pid in already:
             continue
         parent_cmd = procs.get(ppid, (0, "", ""))[2]
         if "_worker" in parent_cmd and not parent_cmd.startswith("bwrap"):
