@@ -291,8 +291,11 @@ class _Num(_Node):
     low: float = 0.0
     high: float = 100.0
     step: float = 0.0  # 0.5 or 0.25 (exact in binary) when multipleOf is used; else 2 decimals
+    keywords: bool = True
 
     def schema(self):
+        if not self.keywords:
+            return {"type": "number"}
         out: dict[str, Any] = {"type": "number", "minimum": self.low, "maximum": self.high}
         if self.step:
             out["multipleOf"] = self.step
@@ -501,7 +504,8 @@ class _Builder:
         """An object one level down: maybe shared through $defs, maybe a discriminated oneOf of objects."""
         rng = self.rng
         if self.chance("refs"):
-            fitting = [n for n, d in self.defs.items() if d.height <= depth]
+            # A reused def must not deepen the schema, nor (on the spine) make it shallower.
+            fitting = [n for n, d in self.defs.items() if d.height == depth or (d.height < depth and not spine)]
             if fitting and rng.random() < 0.5:
                 name = rng.choice(fitting)
                 return _Ref(height=self.defs[name].height, name=name, target=self.defs[name])
@@ -548,7 +552,8 @@ class _Builder:
                         exclusive=keywords and rng.random() < 0.3, keywords=keywords)
         if kind == "number":
             low = float(rng.randint(-100, 100))
-            return _Num(low=low, high=low + rng.randint(1, 1000), step=rng.choice((0.0, 0.5, 0.25)) if keywords else 0.0)
+            step = rng.choice((0.0, 0.5, 0.25)) if keywords else 0.0
+            return _Num(low=low, high=low + rng.randint(1, 1000), step=step, keywords=keywords)
         if not keywords:
             return _Str()
         style = rng.choice(("length", "enum", "pattern", "format"))
