@@ -27,8 +27,10 @@ import json
 import math
 import random
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any
 
 import jsonschema_rs
@@ -47,33 +49,27 @@ CHECKED_FORMATS = ("date", "ipv4", "uuid")
 # ---------------------------------------------------------------------------------------------------
 # Strict parsing and validation (pure functions of the task record and the response)
 # ---------------------------------------------------------------------------------------------------
-_STRUCTURAL = re.compile(r'[\[\]{}"\\]')
+# A whole JSON string (escapes included), a bracket, or a lone quote that opens a string never closed.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
 
 
 def nesting_depth(text: str, limit: int) -> int:
-    """Deepest [ / { nesting outside strings, stopping as soon as it exceeds `limit` (linear, no parse)."""
+    """Deepest [ / { nesting outside strings, stopping as soon as it exceeds `limit` (linear, no parse).
+
+    An unterminated string ends the scan: json.loads fails there too, without going any deeper."""
     depth = peak = 0
-    in_string = False
-    skip_to = -1
-    for m in _STRUCTURAL.finditer(text):
-        i = m.start()
-        if i < skip_to:  # the character after a backslash inside a string
-            continue
-        c = m.group()
-        if in_string:
-            if c == "\\":
-                skip_to = i + 2
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
+    for m in _TOKEN.finditer(text):
+        c = text[m.start()]
+        if c == '"':
+            if m.end() - m.start() == 1:
+                break
         elif c in "[{":
             depth += 1
             if depth > peak:
                 peak = depth
                 if peak > limit:
                     return peak
-        elif c in "]}":
+        else:
             depth -= 1
     return peak
 
@@ -131,20 +127,32 @@ def json_equal(a: Any, b: Any) -> bool:
 
 
 _VALIDATORS: OrderedDict[str, Any] = OrderedDict()
+_BY_IDENTITY: dict[int, tuple[dict[str, Any], Any]] = {}
 _VALIDATOR_CACHE_SIZE = 512
+_CACHE_LOCK = threading.Lock()
 
 
 def compiled_validator(schema: dict[str, Any]) -> Any:
-    """A jsonschema-rs Draft 2020-12 validator, compiled once per schema (keyed by a hash of its JSON)."""
+    """A jsonschema-rs Draft 2020-12 validator, compiled once per schema (LRU keyed by a hash of its JSON).
+
+    The G responses to one prompt share one schema object: an identity fast path skips even the hash
+    (a schema is not edited in place once verified; the entry holds the object, so its id stays unique)."""
+    hit = _BY_IDENTITY.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
     key = hashlib.blake2b(json.dumps(schema, separators=(",", ":")).encode(), digest_size=16).hexdigest()
-    validator = _VALIDATORS.get(key)
-    if validator is None:
-        validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
-        _VALIDATORS[key] = validator
-        if len(_VALIDATORS) > _VALIDATOR_CACHE_SIZE:
-            _VALIDATORS.popitem(last=False)
-    else:
-        _VALIDATORS.move_to_end(key)
+    with _CACHE_LOCK:  # verifiers may run in threads; the LRU's reordering is not atomic
+        validator = _VALIDATORS.get(key)
+        if validator is None:
+            validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+            _VALIDATORS[key] = validator
+            if len(_VALIDATORS) > _VALIDATOR_CACHE_SIZE:
+                _VALIDATORS.popitem(last=False)
+        else:
+            _VALIDATORS.move_to_end(key)
+        if len(_BY_IDENTITY) >= _VALIDATOR_CACHE_SIZE:
+            _BY_IDENTITY.clear()
+        _BY_IDENTITY[id(schema)] = (schema, validator)
     return validator
 
 
@@ -602,17 +610,42 @@ def build_schema(params: dict[str, Any], rng: random.Random) -> tuple[dict[str, 
 # ---------------------------------------------------------------------------------------------------
 # Prompt text: the schema, the prose, the constraints
 # ---------------------------------------------------------------------------------------------------
-def pretty_json(value: Any, indent: str = "") -> str:
+def pretty_json(value: Any) -> str:
     """Indented JSON whose small parts stay on one line (about half the characters of indent=2)."""
-    flat = json.dumps(value, ensure_ascii=False)
-    if len(flat) <= 88 or not isinstance(value, (dict, list)) or not value:
-        return flat
+    return _pretty(value, "")[0]
+
+
+def _scalar(value: Any) -> str:
+    # What json.dumps writes, without its per-call setup (schemas have hundreds of scalars).
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (int, float)):
+        return float.__repr__(value) if isinstance(value, float) else int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False)  # empty containers
+
+
+def _pretty(value: Any, indent: str) -> tuple[str, str]:
+    # Returns (pretty, flat); building both bottom-up keeps it linear in the size of the value.
+    if not isinstance(value, (dict, list)) or not value:
+        flat = _scalar(value)
+        return flat, flat
     inner = indent + "  "
     if isinstance(value, dict):
-        rows = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {pretty_json(v, inner)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(rows) + "\n" + indent + "}"
-    return "[\n" + ",\n".join(inner + pretty_json(v, inner) for v in value) + "\n" + indent + "]"
-
+        keys = [encode_basestring(k) for k in value]
+        kids = [_pretty(v, inner) for v in value.values()]
+        flat = "{" + ", ".join(f"{k}: {f}" for k, (_, f) in zip(keys, kids, strict=True)) + "}"
+        rows = [f"{inner}{k}: {p}" for k, (p, _) in zip(keys, kids, strict=True)]
+        opened, closed = "{", "}"
+    else:
+        kids = [_pretty(v, inner) for v in value]
+        flat = "[" + ", ".join(f for _, f in kids) + "]"
+        rows = [inner + p for p, _ in kids]
+        opened, closed = "[", "]"
+    if len(flat) <= 88:
+        return flat, flat
+    return opened + "\n" + ",\n".join(rows) + "\n" + indent + closed, flat
 
 
 def _facts(value: Any, path: list[str | int]) -> list[tuple[list[str | int], str]]:
