@@ -501,7 +501,7 @@ class _Builder:
             elif depth > 1 and self.leaves > 0 and rng.random() < 0.3:
                 node = self.nested(depth - 1)
             else:
-                node = self.value(depth)
+                node = self.value()
             required = (bool(tag) and i == 0) or i == spine_at or self.chance("required")
             props.append((name, node, required))
         height = 1 + max((n.height for _, n, _ in props), default=0)
@@ -531,7 +531,7 @@ class _Builder:
             return _Arr(height=item.height, items=item, min_items=lo, max_items=lo + rng.randint(0, 2))
         return self.obj(depth, spine)
 
-    def value(self, depth: int) -> _Node:
+    def value(self) -> _Node:
         self.leaves -= 1
         rng = self.rng
         if self.chance("arrays"):
@@ -690,6 +690,21 @@ def _constraints(instance: Any, omitted: list[list[str | int]], n: int, rng: ran
     return rng.sample(pool, min(n, len(pool)))
 
 
+def _keywords_used(schema: Any) -> list[str]:
+    """Sorted schema keywords (not property or $defs names), for dataset statistics."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            found.update(node)
+            for key, sub in node.items():
+                stack.extend(sub.values() if key in ("properties", "$defs") else [sub])
+    return sorted(found)
+
+
 def _describe(c: dict[str, Any]) -> str:
     where = f"`{render_path(c['path'])}`"
     if c["op"] == "equals":
@@ -743,14 +758,15 @@ class JsonSchema(Generator):
     )
 
     def difficulty(self, params: dict[str, Any]) -> float:
-        # Every term grows with its knob, so a ladder that never lowers a knob is monotone.
+        # Every term grows with its knob, so a ladder that never lowers a knob is monotone. Stated
+        # constraints only matter in conform mode, sentence order only in extract mode.
         p = params
-        return round(
+        schema = (
             p["depth"] + 0.5 * p["props"] + p["required"] + 2 * p["arrays"] + 2 * p["keywords"]
-            + 3 * p["combinators"] + 2 * p["refs"] + p["closed"] + 0.3 * p["constraints"]
-            + 0.5 * p["shuffle"] + math.log2(p["max_leaves"]) + (1.0 if p["mode"] == "extract" else 0.0),
-            4,
+            + 3 * p["combinators"] + 2 * p["refs"] + p["closed"] + math.log2(p["max_leaves"])
         )
+        task = 0.3 * p["constraints"] if p["mode"] == "conform" else 1.0 + 0.5 * p["shuffle"]
+        return round(schema + task, 4)
 
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         schema, spec = build_schema(params, rng)
@@ -781,7 +797,8 @@ class JsonSchema(Generator):
                 "(paths as in `a.b[0].c`), nothing else.\n"
             )
         prompt += "Give only the JSON inside <answer></answer>."
-        return self.make_task(params, prompt=prompt, answer=answer, check=check)
+        meta = {"schema_chars": len(shown), "answer_chars": len(answer), "keywords": _keywords_used(schema)}
+        return self.make_task(params, prompt=prompt, answer=answer, check=check, meta=meta)
 
     def verify(self, task: Task, response: str) -> Verdict:
         if not isinstance(response, str):

@@ -57,6 +57,13 @@ def test_deep_nesting(levels: int) -> None:
         assert v.reason == "malformed" and "nesting" in v.details["error"]
 
 
+def test_unterminated_strings_full_of_escaped_quotes() -> None:
+    # Each escaped quote could restart a string scan (quadratic); the scan stops at the first open string.
+    roomy = Task(**{**TASK.to_dict(), "check": {**TASK.check, "max_chars": 1_000_000}})
+    for text in ('"' + '\\"' * 400_000, "[" * 20 + '"' + '\\"' * 400_000, '{"a": "\\\n' + "[" * 50):
+        assert verdict(f"<answer>{text}</answer>", task=roomy).reason == "malformed"
+
+
 def test_brackets_inside_strings_are_not_nesting() -> None:
     gold = json.loads(GOLD)
     gold["zz"] = "[" * 10_000 + '\\"{' * 100
