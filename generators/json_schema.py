@@ -44,6 +44,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MAX_RESPONSE_CHARS = 2_000_000  # a whole response beyond this is rejected before anything is copied
 MIN_ANSWER_CHARS = 4096  # the answer limit of a task is max(this, 8 x its gold answer)
 MAX_DEPTH = 32  # nesting limit of an answer; generated instances stay far below it
+MAX_FENCES = 64  # code fences in a response without an <answer> block
 CHECKED_FORMATS = ("date", "ipv4", "uuid")
 
 # ---------------------------------------------------------------------------------------------------
@@ -198,15 +199,18 @@ def constraint_holds(value: Any, c: dict[str, Any]) -> bool:
     return isinstance(node, list) and len(node) == c["value"]  # "length"
 
 
-def read_json_answer(response: str) -> str | None:
-    """The <answer> block (its ```json fence unwrapped if any), else the last fenced json block."""
+def read_json_answer(response: str) -> tuple[str | None, str | None]:
+    """(text, None): the <answer> block (a ```json fence inside it unwrapped), else the last fenced json
+    block; (None, None) when there is neither; (None, why) when the fences are too many to scan."""
     text = extract_answer(response)
-    if text is None:
-        text = extract_fenced(response, "json")
-    elif text.startswith("```"):
-        inner = extract_fenced(text, "json")
-        text = inner if inner is not None else text
-    return text
+    if text is not None and not text.startswith("```"):
+        return text, None
+    source = response if text is None else text
+    # extract_fenced rescans the text after each fence it skips: bound the fences (a real answer has few).
+    if source.count("```") > MAX_FENCES:
+        return None, f"more than {MAX_FENCES} code fences"
+    inner = extract_fenced(source, "json")
+    return (text if inner is None else inner), None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -805,7 +809,9 @@ class JsonSchema(Generator):
             return Verdict.fail("malformed", error="response is not text")
         if len(response) > MAX_RESPONSE_CHARS:  # before any extraction copies it
             return Verdict.fail("malformed", error=f"response longer than {MAX_RESPONSE_CHARS} characters")
-        text = read_json_answer(response)
+        text, problem = read_json_answer(response)
+        if problem is not None:
+            return Verdict.fail("malformed", error=problem)
         if text is None:
             return Verdict.fail("no_answer")
         check = task.check

@@ -97,6 +97,13 @@ def test_two_json_values() -> None:
     assert not verdict(f"```json\n{GOLD}\n```\n```json\n{{\"zz\": 1}}\n```").passed
 
 
+def test_many_code_fences() -> None:
+    # 600k fences stay under the response cap; scanning them one by one would take minutes.
+    assert verdict("```" * 600_000).reason == "malformed"
+    assert verdict(f"<answer>```json\n{GOLD}\n```" + "```" * 100 + "</answer>").reason == "malformed"
+    assert verdict("```" * 20 + f"\n```json\n{GOLD}\n```").passed
+
+
 def test_json_hidden_in_prose_is_no_answer() -> None:
     assert verdict(f"I think the object is {GOLD}, hope it helps!").reason == "no_answer"
     assert verdict(f"{GOLD}").reason == "no_answer"
