@@ -42,7 +42,7 @@ from taskforge.task import Task, Verdict
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MAX_RESPONSE_CHARS = 2_000_000  # a whole response beyond this is rejected before anything is copied
-MIN_ANSWER_CHARS = 4096  # the answer limit of a task is max(this, 8 x its gold answer)
+MIN_ANSWER_CHARS = 4096  # the answer limit of a task is max(this, 16 x its gold answer)
 MAX_DEPTH = 32  # nesting limit of an answer; generated instances stay far below it
 MAX_FENCES = 64  # code fences in a response without an <answer> block
 CHECKED_FORMATS = ("date", "ipv4", "uuid")
@@ -780,7 +780,7 @@ class JsonSchema(Generator):
         check: dict[str, Any] = {
             "mode": params["mode"],
             "schema": schema,
-            "max_chars": max(MIN_ANSWER_CHARS, 8 * len(answer)),
+            "max_chars": max(MIN_ANSWER_CHARS, 16 * len(answer)),  # room for indent=8
             "max_depth": MAX_DEPTH,
         }
         shown = pretty_json(schema)

@@ -136,6 +136,12 @@ def test_answer_locations() -> None:
     assert GEN.verify(t, f"The object is {gold}.").reason == "no_answer"
 
 
+def test_pretty_printed_answers_fit_the_size_limit() -> None:
+    for t in tasks(7, "extract", n=20) + tasks(7, "conform", n=20):
+        pretty = json.dumps(json.loads(t.answer), indent=8, ensure_ascii=True)
+        assert GEN.verify(t, f"<answer>\n{pretty}\n</answer>").passed
+
+
 def test_strict_parser() -> None:
     limit = 10_000
     assert parse_strict('{"a": [1, 2.5, "x", null, true]}', limit)[1] is None
