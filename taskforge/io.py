@@ -96,11 +96,14 @@ class DatasetSpec:
                 return name
         return names[-1]
 
-    def task(self, index: int) -> Task:
-        family = self.family_of(index)
+    def sampler(self, family: str) -> Callable[[int], Task]:
+        """Item i of this dataset for items of `family`, with params and seed key prepared once."""
         gen = get_generator(family)
         params = gen.resolve_params(self._level_for(type(gen)), None if self.mix else self.params)
-        return gen.sample(params, self.seed, self.split, index)
+        return gen.sampler(params, self.seed, self.split)
+
+    def task(self, index: int) -> Task:
+        return self.sampler(self.family_of(index))(index)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +111,13 @@ class DatasetSpec:
 
 def _render_chunk(args: tuple[DatasetSpec, int, int]) -> list[str]:
     spec, start, stop = args
-    return [spec.task(i).to_json() for i in range(start, stop)]
+    samplers: dict[str, Callable[[int], Task]] = {}
+    lines = []
+    for i in range(start, stop):
+        family = spec.family_of(i)
+        sample = samplers.get(family) or samplers.setdefault(family, spec.sampler(family))
+        lines.append(sample(i).to_json())
+    return lines
 
 
 def iter_task_lines(

@@ -15,8 +15,7 @@ from taskforge.task import canonical_json
 
 
 def item_seed(family: str, version: str, params: dict[str, Any], seed: int, split: str, index: int) -> int:
-    key = canonical_json([family, version, params, seed, split, index]).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+    return key_seed(stream_key(family, version, params, seed, split) + f"{index}]")
 
 
 def item_rng(family: str, version: str, params: dict[str, Any], seed: int, split: str, index: int) -> random.Random:
@@ -24,7 +23,26 @@ def item_rng(family: str, version: str, params: dict[str, Any], seed: int, split
     return random.Random(item_seed(family, version, params, seed, split, index))
 
 
+def stream_key(family: str, version: str, params: dict[str, Any], seed: int, split: str) -> str:
+    """The hashed key of item i is `stream_key(...) + f"{i}]"`, i.e. canonical_json of the six parts.
+
+    Split out so a loop over indices encodes the params once: that encoding is a fair share of the
+    cost of a small task, and the bytes hashed are the same either way.
+    """
+    return canonical_json([family, version, params, seed, split])[:-1] + ","
+
+
+def key_seed(key: str) -> int:
+    """A 128-bit seed from a key string."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=16).digest(), "little")
+
+
 def hash_unit(*parts: Any) -> float:
     """A deterministic number in [0, 1) from any JSON-able parts (used for mixtures and split buckets)."""
-    digest = hashlib.blake2b(canonical_json(list(parts)).encode(), digest_size=8).digest()
+    return key_unit(canonical_json(list(parts)))
+
+
+def key_unit(key: str) -> float:
+    """A number in [0, 1) from a key string."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") / 2**64

@@ -26,8 +26,8 @@ def demo(
     """Generate a mixed dataset of every family at every level, verify every gold answer, summarise."""
     out.mkdir(parents=True, exist_ok=True)
     table = Table(title="taskforge demo: every family, every level, gold answers verified")
-    for col in ("family", "levels", "tasks", "gold passes", "difficulty range", "generate ms/task", "verify ms/task"):
-        table.add_column(col)
+    for col in ("family", "levels", "tasks", "gold passes", "difficulty", "gen ms/task", "verify ms/task"):
+        table.add_column(col, no_wrap=col == "family")
     all_tasks: list[Task] = []
     failures = 0
     examples = {}
@@ -54,7 +54,7 @@ def demo(
             diffs = [t.difficulty for t in tasks]
             table.add_row(
                 family, str(n_levels), str(len(tasks)), f"{passed}/{len(tasks)}",
-                f"{min(diffs):.1f} .. {max(diffs):.1f}", f"{1e3 * gen_time / len(tasks):.2f}",
+                f"{min(diffs):.1f}-{max(diffs):.1f}", f"{1e3 * gen_time / len(tasks):.2f}",
                 f"{1e3 * ver_time / len(tasks):.3f}",
             )
     path = out / "demo.jsonl"

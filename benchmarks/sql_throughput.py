@@ -1,0 +1,109 @@
+"""SQL family throughput: generation tasks/s and verification verdicts/s, per level, on one core.
+
+    python benchmarks/sql_throughput.py [--tasks 24] [--samples 16]
+
+Verification reuses each task's databases (the LRU in generators/sql.py): the first response of a task
+builds its instances ("build ms"), the next ones only run queries. Responses are distinct texts (the
+gold query with a different trailing comment, and two wrong queries), so the per-task verdict memo never
+answers; "memo hits/s" is the rate when a group repeats the same query text. "SELECT 1/s" is DuckDB's
+own floor on the same connection, measured in the same run, for scale. DuckDB runs with threads=1 in the
+calling thread, so CPU time (this process plus the SQL worker process, both pinned to one core) is the
+cost on one dedicated core; wall time on a shared, oversubscribed machine is lower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+
+from taskforge.generators import sql as S
+
+import taskforge
+from taskforge.registry import get_generator
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process plus the SQL worker process (where answers run)."""
+    total = time.process_time()
+    proc = S._worker._proc
+    if proc is not None and proc.poll() is None:
+        with open(f"/proc/{proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
+    ap.add_argument("--samples", type=int, default=16, help="responses verified per task")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker")
+    args = ap.parse_args()
+    S.ISOLATE = not args.in_process
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    gen = get_generator("sql")
+    list(taskforge.generate("sql", 2, level=0, seed=99))  # imports, scratch connection
+
+    rows = []
+    for level in range(len(gen.levels)):
+        start, cpu = time.perf_counter(), time.process_time()
+        tasks = list(taskforge.generate("sql", args.tasks, level=level, seed=1))
+        gen_rate = len(tasks) / (time.perf_counter() - start)
+        gen_cpu = len(tasks) / (time.process_time() - cpu)
+
+        rng = random.Random(level)
+        build = 0.0
+        for t in tasks:  # the first verdict of each task builds its databases (in the worker)
+            s = time.perf_counter()
+            gen.safe_verify(t, "```sql\nSELECT 1 AS warm_up\n```")
+            build += time.perf_counter() - s
+        responses = []
+        for t in tasks:
+            for i in range(args.samples):
+                if i % 4 == 3:
+                    responses.append((t, gen.corrupt_answer(t, rng)))
+                else:
+                    responses.append((t, f"```sql\n{t.answer}\n-- sample {i}\n```"))
+        start, cpu = time.perf_counter(), cpu_seconds()
+        passed = sum(gen.safe_verify(t, r).passed for t, r in responses)
+        verify_rate = len(responses) / (time.perf_counter() - start)
+        verify_cpu = len(responses) / (cpu_seconds() - cpu)
+        expected = sum(1 for i in range(args.samples) if i % 4 != 3) * len(tasks)
+        assert passed == expected, (passed, expected)
+
+        start = time.perf_counter()
+        for t, _ in responses:
+            gen.safe_verify(t, gen.gold_response(t))
+        memo_rate = len(responses) / (time.perf_counter() - start)
+
+        con = S.instances(tasks[0].check).connections[0]  # in this process, for the engine floor
+        start = time.perf_counter()
+        for _ in range(500):
+            con.execute("SELECT 1").fetchall()
+        floor = 500 / (time.perf_counter() - start)
+        rows.append((level, gen_rate, gen_cpu, build / len(tasks) * 1000, verify_rate, verify_cpu, memo_rate,
+                     floor, len(tasks[0].check["seeds"])))
+        S._cache.clear()
+        S._worker.stop()  # a fresh worker per level: its cache does not carry over
+
+    mode = "in-process" if args.in_process else "worker process"
+    print(f"answers run in: {mode}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print()
+    print("| level | generate tasks/s (wall / CPU) | build ms/task | verify verdicts/s (wall / CPU) "
+          "| memo hits/s | SELECT 1/s | instances |")
+    print("|---|---|---|---|---|---|---|")
+    for level, g, gc, b, v, vc, m, f, n in rows:
+        print(f"| {level} | {g:.0f} / {gc:.0f} | {b:.0f} | {v:.0f} / {vc:.0f} | {m:.0f} | {f:.0f} | {n} |")
+
+    def hmean(i: int) -> float:
+        return len(rows) / sum(1 / r[i] for r in rows)
+
+    print(f"| all (harmonic mean) | {hmean(1):.0f} / {hmean(2):.0f} | | {hmean(4):.0f} / {hmean(5):.0f} | | | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""`taskforge plot RUN_LOG -o run.png`: per family, the difficulty chosen and the pass rate observed over time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from taskforge.cli.app import app, console, fail
+
+
+def read_run_log(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The `observe` records of a stream's JSONL run log, grouped by family, in order."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read run log {path}: {exc}") from None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise ValueError(f"{path}:{n}: not a JSON line") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}:{n}: not a run-log record")
+        if rec.get("event") == "observe" and rec.get("pass_rate") is not None:
+            out.setdefault(str(rec.get("family", "?")), []).append(rec)
+    if not out:
+        raise ValueError(f"{path}: no observed groups in this run log (is it a TaskStream log?)")
+    return out
+
+
+@app.command("plot")
+def plot(
+    run_log: Path = typer.Argument(..., help="a TaskStream run log (JSONL)"),
+    output: Path = typer.Option(Path("run.png"), "-o", "--output", help="image to write (.png, .svg, .pdf)"),
+    window: int = typer.Option(32, help="groups in the moving average of the pass rate"),
+) -> None:
+    """Plot, per family, the difficulty chosen and the pass rate observed over the run."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        fail("taskforge plot needs matplotlib: pip install matplotlib (or taskforge[train])")
+    try:
+        families = read_run_log(run_log)
+    except ValueError as exc:
+        fail(str(exc))
+    fig, axes = plt.subplots(len(families), 1, figsize=(8, 2.8 * len(families)), squeeze=False)
+    for ax, (family, recs) in zip(axes[:, 0], sorted(families.items()), strict=True):
+        x = [r.get("observed", i) for i, r in enumerate(recs)]
+        diff = [float(r.get("difficulty") or 0.0) for r in recs]
+        rate = [float(r["pass_rate"]) for r in recs]
+        avg = [sum(rate[max(0, i - window + 1) : i + 1]) / len(rate[max(0, i - window + 1) : i + 1]) for i in range(len(rate))]
+        ax.scatter(x, diff, s=4, color="tab:blue", alpha=0.5, label="difficulty chosen")
+        ax.set_ylabel(f"{family}\ndifficulty", color="tab:blue")
+        ax2 = ax.twinx()
+        ax2.plot(x, avg, color="tab:red", lw=1.5, label=f"pass rate ({window}-group mean)")
+        if any("predicted_p" in r for r in recs):
+            ax2.plot(x, [r.get("predicted_p", float("nan")) for r in recs], color="tab:gray", lw=0.8, alpha=0.7, label="predicted pass rate")
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("pass rate", color="tab:red")
+        ax2.legend(loc="upper left", fontsize=7)
+    axes[-1, 0].set_xlabel("groups observed")
+    fig.tight_layout()
+    try:
+        fig.savefig(output, dpi=90)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot write {output}: {exc}")
+    finally:
+        plt.close(fig)
+    total = sum(len(v) for v in families.values())
+    console.print(f"wrote {output} ({total} groups, {len(families)} families)")

@@ -1,0 +1,108 @@
+"""`taskforge tiny-model`, `taskforge train` and `taskforge eval`: the training side of the CLI.
+
+torch and TRL are imported inside the commands, so `taskforge --help` stays fast without [train].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from taskforge.cli.app import app, console, fail
+
+
+def _need_train_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
+    if missing:
+        fail(f"{', '.join(missing)} not installed: pip install 'taskforge[train]'")
+
+
+@app.command("tiny-model")
+def tiny_model(
+    out_dir: Path = typer.Argument(..., help="folder to write the tokenizer and model into"),
+    seed: int = typer.Option(0, help="weights and tokenizer corpus seed"),
+) -> None:
+    """Build a tiny random-weight Qwen2 chat model and tokenizer, offline and deterministically."""
+    _need_train_extra()
+    from taskforge.trainers.tiny import build_tiny_model
+
+    path = build_tiny_model(out_dir, seed=seed)
+    console.print(f"tiny model written to {path}")
+
+
+@app.command("train")
+def train_cmd(
+    config: Path = typer.Argument(..., help="training config (YAML)"),
+    resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
+    max_steps: int = typer.Option(None, help="override grpo.max_steps"),
+) -> None:
+    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer)."""
+    _need_train_extra()
+    from taskforge.trainers.config import ConfigError, load_config
+    from taskforge.trainers.grpo import train
+
+    try:
+        cfg = load_config(config)
+        if max_steps is not None:
+            cfg.grpo["max_steps"] = max_steps
+        result = train(cfg, resume=resume)
+    except ConfigError as exc:
+        fail(str(exc))
+    console.print(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Option(..., "--model", help="model folder (hf, vllm) or served model name (openai)"),
+    tasks: Path = typer.Option(None, "--tasks", help="JSONL file of tasks (taskforge or Saturn records)"),
+    bench: Path = typer.Option(None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"),
+    samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
+    k: str = typer.Option("1,3,5,7,10", "-k", help="comma-separated k for pass@k (each <= samples)"),
+    backend: str = typer.Option("hf", "--backend", help="hf | vllm | openai"),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
+    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"),
+    output: Path = typer.Option(Path("eval_out"), "-o", "--output", help="folder for completions and results"),
+    temperature: float = typer.Option(0.6, help="sampling temperature (Saturn: 0.6)"),
+    top_p: float = typer.Option(0.95, help="nucleus sampling (Saturn: 0.95)"),
+    max_tokens: int = typer.Option(1024, help="max new tokens per completion"),
+    limit: int = typer.Option(None, help="evaluate only the first N tasks (per level for --bench)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Unbiased pass@k per family and level, and average completion tokens."""
+    try:
+        ks = [int(x) for x in k.split(",") if x.strip()]
+    except ValueError:
+        fail(f"-k must be comma-separated integers, got {k!r}")
+    if tasks is not None and not tasks.is_file():
+        fail(f"tasks file {tasks} does not exist")
+    if bench is not None and not bench.is_dir():
+        fail(f"benchmark folder {bench} does not exist")
+    if backend in ("hf", "vllm"):
+        _need_train_extra()
+    from taskforge.trainers.evaluate import evaluate
+
+    try:
+        result = evaluate(
+            model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
+            base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
+            max_tokens=max_tokens, seed=seed, limit=limit,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    except RuntimeError as exc:  # the server refused or could not be reached
+        fail(str(exc))
+    from rich.table import Table
+
+    table = Table(title=f"pass@k ({samples} samples per task)")
+    cols = [f"pass@{x}" for x in ks]
+    for c in ("family/level", "tasks", *cols, "avg tokens"):
+        table.add_column(c)
+    for key, g in result.groups.items():
+        tok = g["average_tokens"]
+        table.add_row(key, str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
+                      "-" if tok is None else f"{tok:.1f}")
+    console.print(table)
+    console.print(f"completions and results in {output}")

@@ -1,0 +1,239 @@
+"""The training configuration (one YAML file) and its validation, done before any model loads.
+
+    model: runs/tiny-model            # a local folder (no hub access at run time)
+    output_dir: runs/tiny-grpo
+    seed: 0
+    tasks:                            # the mix: family, weight, and either fixed params/level or a curriculum
+      - {family: arithmetic, weight: 1.0, curriculum: true}
+      - {family: sat, weight: 1.0, level: 0}
+    controller: {name: adaptive}      # and its settings, passed to make_controller
+    grpo: {max_steps: 50, num_generations: 4, per_device_train_batch_size: 8, max_completion_length: 32}
+    lora: false                       # or {r: 8, lora_alpha: 16, target_modules: all-linear}
+    use_vllm: false
+    vllm_mode: colocate
+    format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskforge.generator import KnobError
+from taskforge.registry import UnknownFamilyError, generator_class
+
+
+class ConfigError(ValueError):
+    """A bad training configuration; the message says what is wrong and what is valid."""
+
+
+# What a CPU run needs (FACTS.md): plain GRPOConfig() raises on a CPU machine, and an online curriculum
+# must not shuffle (the shuffle buffer draws a thousand tasks before the first step). `ignore_data_skip`:
+# on resume the stream restores its own state, so replaying consumed batches would only draw junk.
+GRPO_FIXED = {"shuffle_dataset": False, "ignore_data_skip": True, "dataloader_num_workers": 0}
+GRPO_DEFAULTS = {
+    "logging_steps": 1,
+    "report_to": [],
+    "save_strategy": "no",
+    "num_generations": 4,
+    "per_device_train_batch_size": 8,
+    "max_completion_length": 64,
+    "learning_rate": 1e-4,
+}
+TOP_KEYS = {
+    "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
+    "format_reward", "verify_workers", "stream",
+}
+TASK_KEYS = {"family", "weight", "level", "params", "curriculum"}
+
+
+@dataclass
+class TaskMix:
+    family: str
+    weight: float = 1.0
+    level: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    curriculum: bool = False  # True: the controller moves over the family's whole level ladder
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    output_dir: str
+    tasks: list[TaskMix]
+    seed: int = 0
+    controller: dict[str, Any] = field(default_factory=lambda: {"name": "adaptive"})
+    grpo: dict[str, Any] = field(default_factory=dict)
+    lora: dict[str, Any] | None = None
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+    format_reward: float = 0.0
+    verify_workers: int = 1
+    stream: dict[str, Any] = field(default_factory=dict)  # extra TaskStream keyword arguments
+
+    @property
+    def group_size(self) -> int:
+        return int(self.grpo.get("num_generations", GRPO_DEFAULTS["num_generations"]))
+
+    def grpo_kwargs(self) -> dict[str, Any]:
+        """The GRPOConfig arguments: our defaults, the user's fields, then what a streamed curriculum needs."""
+        import torch
+
+        kw = {**GRPO_DEFAULTS, **self.grpo}
+        kw.setdefault("output_dir", self.output_dir)
+        kw["output_dir"] = self.output_dir
+        kw.setdefault("seed", self.seed)
+        if not torch.cuda.is_available():
+            kw.setdefault("use_cpu", True)
+            kw.setdefault("bf16", False)
+        if self.use_vllm:
+            kw["use_vllm"] = True
+            kw["vllm_mode"] = self.vllm_mode
+        if self.format_reward:
+            kw.setdefault("reward_weights", [1.0, float(self.format_reward)])
+        kw.update(GRPO_FIXED)
+        return kw
+
+
+def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
+    """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        import yaml
+
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    else:
+        raw = dict(source)
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a mapping")
+    unknown = set(raw) - TOP_KEYS
+    if unknown:
+        raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}")
+    for key in ("model", "output_dir", "tasks"):
+        if key not in raw:
+            raise ConfigError(f"config lacks `{key}`")
+    tasks = raw["tasks"]
+    if not isinstance(tasks, list) or not tasks:
+        raise ConfigError("`tasks` must be a non-empty list of {family: ..., ...}")
+    mix = []
+    for entry in tasks:
+        if isinstance(entry, str):
+            entry = {"family": entry}
+        if not isinstance(entry, dict) or "family" not in entry:
+            raise ConfigError(f"each task entry needs a `family`: {entry!r}")
+        bad = set(entry) - TASK_KEYS
+        if bad:
+            raise ConfigError(f"unknown task keys {sorted(bad)}; valid: {', '.join(sorted(TASK_KEYS))}")
+        mix.append(TaskMix(**entry))
+    lora = raw.get("lora")
+    if lora is True:
+        lora = {}
+    elif lora is False:
+        lora = None
+    controller = raw.get("controller", {"name": "adaptive"})
+    if isinstance(controller, str):
+        controller = {"name": controller}
+    cfg = TrainConfig(
+        model=str(raw["model"]),
+        output_dir=str(raw["output_dir"]),
+        tasks=mix,
+        seed=int(raw.get("seed", 0)),
+        controller=dict(controller),
+        grpo=dict(raw.get("grpo") or {}),
+        lora=lora,
+        use_vllm=bool(raw.get("use_vllm", False)),
+        vllm_mode=str(raw.get("vllm_mode", "colocate")),
+        format_reward=float(raw.get("format_reward", 0.0)),
+        verify_workers=int(raw.get("verify_workers", 1)),
+        stream=dict(raw.get("stream") or {}),
+    )
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Everything that can be checked without loading a model; the first problem found is raised."""
+    model = Path(cfg.model)
+    if not model.is_dir():
+        raise ConfigError(f"model folder {cfg.model} does not exist (a local path is needed; no hub access)")
+    if not (model / "config.json").is_file():
+        raise ConfigError(f"{cfg.model} has no config.json: not a transformers model folder")
+    for t in cfg.tasks:
+        try:
+            cls = generator_class(t.family)
+        except UnknownFamilyError as exc:
+            raise ConfigError(str(exc)) from None
+        if t.weight <= 0:
+            raise ConfigError(f"task weight for {t.family} must be > 0, got {t.weight}")
+        if t.curriculum and (t.level is not None or t.params):
+            raise ConfigError(f"{t.family}: give either fixed `level`/`params` or `curriculum: true`, not both")
+        try:
+            cls.resolve_params(t.level, t.params)
+        except KnobError as exc:
+            raise ConfigError(f"{t.family}: {exc}") from None
+    if len({t.family for t in cfg.tasks}) != len(cfg.tasks):
+        raise ConfigError("each family may appear once in `tasks`")
+    if cfg.vllm_mode not in ("colocate", "server"):
+        raise ConfigError(f"vllm_mode must be colocate or server, got {cfg.vllm_mode!r}")
+    if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
+        raise ConfigError("use_vllm is set but vllm is not installed (pip install 'taskforge[vllm]', see make test-vllm)")
+    if cfg.lora is not None:
+        if importlib.util.find_spec("peft") is None:
+            raise ConfigError("lora is set but peft is not installed (pip install 'taskforge[train]')")
+        from peft import LoraConfig
+
+        names = {f.name for f in dataclasses.fields(LoraConfig)}
+        bad = set(cfg.lora) - names
+        if bad:
+            raise ConfigError(f"unknown LoRA fields {sorted(bad)} (see peft.LoraConfig)")
+    if cfg.format_reward < 0:
+        raise ConfigError("format_reward is a weight and must be >= 0")
+    _validate_grpo(cfg)
+    _validate_controller(cfg)
+
+
+def _validate_grpo(cfg: TrainConfig) -> None:
+    from trl import GRPOConfig
+
+    names = {f.name for f in dataclasses.fields(GRPOConfig)}
+    bad = sorted(set(cfg.grpo) - names)
+    if bad:
+        raise ConfigError(f"unknown GRPOConfig fields {bad} (TRL's GRPOConfig has no such fields)")
+    fixed = {k: v for k, v in cfg.grpo.items() if k in GRPO_FIXED and v != GRPO_FIXED[k]}
+    if fixed:
+        raise ConfigError(f"{sorted(fixed)} cannot be changed: a streamed curriculum needs {GRPO_FIXED}")
+    if int(cfg.grpo.get("max_steps", 0) or 0) <= 0:
+        raise ConfigError("grpo.max_steps must be set (> 0): the task stream is endless")
+    try:
+        GRPOConfig(**cfg.grpo_kwargs())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"GRPOConfig rejected the settings: {exc}") from None
+
+
+def _validate_controller(cfg: TrainConfig) -> None:
+    """Build each curriculum family's controller once (cheap: no model), so a bad name or setting is
+    reported here rather than after the trainer started."""
+    if not any(t.curriculum for t in cfg.tasks):
+        return
+    try:
+        from taskforge.curricula import KnobSpace, make_controller
+    except ImportError as exc:
+        raise ConfigError(f"a curriculum needs taskforge.curricula: {exc}") from None
+    settings = {k: v for k, v in cfg.controller.items() if k != "name"}
+    if "name" not in cfg.controller:
+        raise ConfigError("controller needs a `name` (e.g. adaptive, uniform, fixed, saturn, adarft)")
+    for t in cfg.tasks:
+        if t.curriculum:
+            try:
+                space = KnobSpace.from_generator(generator_class(t.family))
+                make_controller(cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **settings)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"controller for {t.family}: {exc}") from None
