@@ -49,6 +49,7 @@ bench: $(VENV)/.full
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/code_verify.py
 	$(BIN)/python benchmarks/sql_throughput.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/json_schema_throughput.py
 	$(BIN)/python benchmarks/curriculum_sim.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/trainer_overhead.py
 

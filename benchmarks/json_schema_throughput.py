@@ -1,0 +1,101 @@
+"""Throughput of the json_schema family on one core, printed as a markdown table.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/json_schema_throughput.py [--tasks 200]
+
+Per level and mode:
+- generate: tasks/s through `taskforge.generate` (schema, instance, prompt, id and split bucket);
+- verify warm: verdicts/s with the task's validator already compiled (the GRPO case: G responses per
+  prompt), responses alternating gold and a wrong mutant;
+- verify cold: verdicts/s when every response meets a new schema (compile included);
+- jsonschema-rs vs reference: how many times faster jsonschema-rs validates the gold instances than
+  the reference `jsonschema` package (compiled validators for both, side by side in this run).
+Rates are per CPU second (process time), the fastest of --rounds runs: shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+
+from jsonschema import Draft202012Validator
+from taskforge.generators import json_schema as js
+
+import taskforge
+
+
+def _best(fn: Callable[[], object], rounds: int) -> float:
+    """CPU seconds of the fastest of `rounds` runs. CPU time rather than wall time: on a shared,
+    oversubscribed machine wall time mostly measures the neighbours; one process is one core."""
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def bench(level: int, mode: str, n: int, repeats: int, rounds: int) -> dict[str, str]:
+    params = {"mode": mode}
+    gen_s = _best(lambda: list(taskforge.generate("json_schema", n, level=level, params=params, seed=123)), rounds)
+    tasks = list(taskforge.generate("json_schema", n, level=level, params=params, seed=123))
+
+    rng = random.Random(level)
+    gen = js.JsonSchema()
+    responses = [(t, [f"<answer>{t.answer}</answer>", gen.corrupt_answer(t, rng)]) for t in tasks]
+
+    def cold() -> None:  # each schema seen for the first time: compile + verify
+        js._VALIDATORS.clear()
+        js._BY_IDENTITY.clear()
+        for t, (gold, _) in responses:
+            gen.verify(t, gold)
+
+    def warm() -> None:
+        for _ in range(repeats):
+            for t, pair in responses:
+                for r in pair:
+                    gen.verify(t, r)
+
+    cold_s = _best(cold, rounds)
+    warm_s = _best(warm, rounds)
+
+    instances = [(t.check["schema"], json.loads(t.answer)) for t in tasks]
+    fast = [js.compiled_validator(s) for s, _ in instances]
+    ref = [Draft202012Validator(s, format_checker=Draft202012Validator.FORMAT_CHECKER) for s, _ in instances]
+    rs_s = _best(lambda: [v.is_valid(x) for v, (_, x) in zip(fast, instances, strict=True)], rounds)
+    ref_s = _best(lambda: [v.is_valid(x) for v, (_, x) in zip(ref, instances, strict=True)], rounds)
+    return {
+        "level": str(level),
+        "mode": mode,
+        "difficulty": f"{tasks[0].difficulty:.1f}",
+        "answer chars (median)": str(sorted(len(t.answer) for t in tasks)[n // 2]),
+        "generate tasks/s": f"{n / gen_s:,.0f}",
+        "verify warm verdicts/s": f"{2 * repeats * n / warm_s:,.0f}",
+        "verify cold verdicts/s": f"{n / cold_s:,.0f}",
+        "jsonschema-rs vs reference": f"{ref_s / rs_s:.0f}x",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=200, help="tasks per level and mode")
+    parser.add_argument("--repeats", type=int, default=4, help="warm passes over each task's responses")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs per figure; the fastest counts")
+    parser.add_argument("--levels", type=str, default="0,2,4,6,7")
+    args = parser.parse_args()
+    rows = [bench(level, mode, args.tasks, args.repeats, args.rounds)
+            for mode in ("conform", "extract") for level in map(int, args.levels.split(","))]
+    print(f"json_schema throughput per CPU second, one process (OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}), {args.tasks} tasks per row, best of {args.rounds}\n")
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row[h] for h in header) + " |")
+
+
+if __name__ == "__main__":
+    main()
