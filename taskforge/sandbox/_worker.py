@@ -282,6 +282,10 @@ def build_filter():  # -> pyseccomp.SyscallFilter
     import pyseccomp as sc
 
     f = sc.SyscallFilter(sc.ALLOW)
+    with contextlib.suppress(OSError, ValueError, RuntimeError, AttributeError):
+        # A binary tree over syscall numbers, not a linear scan: the same policy in fewer instructions,
+        # which each child's kernel emulates once per syscall number when it loads the filter.
+        f.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
     deny = sc.ERRNO(errno.EPERM)
 
     def rule(action: int, name: str, *args) -> None:
@@ -329,6 +333,9 @@ def confine(job: dict, seccomp_filter) -> None:
 
 CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine)
 PR_SET_KEEPCAPS, CAP_DAC_READ_SEARCH = 8, 2
+# Built once in the worker: making a ctypes array type in each child costs it ~70 page faults.
+_CAP_HEADER = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+_CAP_DATA = (ctypes.c_uint32 * 6)(1 << CAP_DAC_READ_SEARCH, 1 << CAP_DAC_READ_SEARCH, 0, 0, 0, 0)  # eff, perm, inh (x2)
 
 
 def drop_root(keep_read: bool) -> None:
@@ -341,10 +348,7 @@ def drop_root(keep_read: bool) -> None:
     os.setresgid(NOBODY, NOBODY, NOBODY)
     os.setresuid(NOBODY, NOBODY, NOBODY)
     if keep_read:
-        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-        bit = 1 << CAP_DAC_READ_SEARCH
-        data = (ctypes.c_uint32 * 6)(bit, bit, 0, 0, 0, 0)  # effective, permitted, inheritable (x2)
-        if libc.syscall(CAPSET, header, data) != 0:
+        if libc.syscall(CAPSET, _CAP_HEADER, _CAP_DATA) != 0:
             raise OSError(ctypes.get_errno(), "capset failed")
 
 
