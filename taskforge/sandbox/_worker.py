@@ -335,7 +335,8 @@ CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine)
 PR_SET_KEEPCAPS, CAP_DAC_READ_SEARCH = 8, 2
 # Built once in the worker: making a ctypes array type in each child costs it ~70 page faults.
 _CAP_HEADER = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-_CAP_DATA = (ctypes.c_uint32 * 6)(1 << CAP_DAC_READ_SEARCH, 1 << CAP_DAC_READ_SEARCH, 0, 0, 0, 0)  # eff, perm, inh (x2)
+_CAP_BIT = 1 << CAP_DAC_READ_SEARCH
+_CAP_DATA = (ctypes.c_uint32 * 6)(_CAP_BIT, _CAP_BIT, 0, 0, 0, 0)  # effective, permitted, inheritable (x2)
 
 
 def drop_root(keep_read: bool) -> None:
@@ -347,9 +348,8 @@ def drop_root(keep_read: bool) -> None:
     os.setgroups([])
     os.setresgid(NOBODY, NOBODY, NOBODY)
     os.setresuid(NOBODY, NOBODY, NOBODY)
-    if keep_read:
-        if libc.syscall(CAPSET, _CAP_HEADER, _CAP_DATA) != 0:
-            raise OSError(ctypes.get_errno(), "capset failed")
+    if keep_read and libc.syscall(CAPSET, _CAP_HEADER, _CAP_DATA) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
 
 
 def child_run(job: dict) -> list:
