@@ -158,7 +158,7 @@ def main() -> None:
     print(
         "\nCPU columns: the CPU each verdict cost in all processes (this one, the workers, their children); "
         "2 CPU-seconds divided by it is what two cores would sustain with nothing else running. On a shared "
-        "machine the wall figures follow the load; the CPU figures do not."
+        "machine the wall figures follow the load; the CPU figures much less so."
     )
 
 
