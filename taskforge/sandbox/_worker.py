@@ -551,6 +551,9 @@ def run_job(job: dict, seccomp_filter, inp: int) -> dict:
 
 def main() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # no orphan worker if the host dies (bwrap: pid 1 does)
+    # The loader read LD_BIND_NOW at start (and keeps honouring it for later dlopens); the code we run
+    # sees the same environment as before (LANG, PATH, PWD).
+    os.environ.pop("LD_BIND_NOW", None)
     for name in PRELOAD:
         __import__(name)
     seccomp_filter, _keep_alive = compile_filter()
