@@ -632,7 +632,7 @@ class SQL(Generator):
                 return Verdict.fail("wrong", parsed=shown, instance=i, error=out.error)
             if out.reason != "ok":
                 return Verdict.fail(out.reason, parsed=shown, instance=i, error=out.error)
-            diff = sqlbox.compare(out.rows, gold, chk["order_keys"])
+            diff = sqlbox.compare(out.rows, gold, chk["order_keys"], dbs.gold_sorted[i])
             if diff:
                 return Verdict.fail("wrong", parsed=shown, instance=i, error=diff)
         return Verdict.ok(parsed=shown, instances=len(dbs.connections))
@@ -652,6 +652,7 @@ class SQL(Generator):
 class _Instances:
     connections: list[duckdb.DuckDBPyConnection]
     gold: list[list[tuple] | None]  # None where the rebuilt gold result does not match the record
+    gold_sorted: list[list[tuple] | None] = field(default_factory=list)  # each in compare's order, once
     owner: duckdb.DuckDBPyConnection | None = None  # the locked connection the cursors belong to
     memo: dict[str, Verdict] = field(default_factory=dict)  # query text -> verdict, oldest first
 
@@ -726,4 +727,5 @@ def _build_instances(check: dict[str, Any], key: str) -> _Instances:
         out = sqlbox.run_query(cur, check["gold"], timeout_s=30.0, max_rows=100_000)
         ok = out.reason == "ok" and result_digest(out.rows, check["order_keys"]) == check["digests"][i]
         golds.append(out.rows if ok else None)
-    return _Instances(cursors, golds, owner=owner)
+    ordered = [None if g is None else sqlbox.sort_rows(g) for g in golds]
+    return _Instances(cursors, golds, ordered, owner=owner)

@@ -275,6 +275,8 @@ def _cell_key(v: Any) -> tuple:
 
 
 def _cells_equal(a: Any, b: Any) -> bool:
+    if type(a) is type(b) and a == b:  # the common case: same type, same value (NaN falls through)
+        return True
     ka, kb = _cell_key(a), _cell_key(b)
     if ka[0] == kb[0] == 3:
         return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
@@ -286,14 +288,24 @@ def _rows_equal(a: Sequence[Any], b: Sequence[Any], positions: Sequence[int] | N
     return all(_cells_equal(a[i], b[i]) for i in idx)
 
 
+def _row_key(row: Sequence[Any]) -> tuple:
+    return tuple(_cell_key(v) for v in row)
+
+
 def normalise(rows: Sequence[Sequence[Any]]) -> list[tuple]:
-    return [tuple(_cell_key(v) for v in row) for row in rows]
+    return [_row_key(row) for row in rows]
 
 
-def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_keys: Sequence[int] | None) -> str:
+def sort_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Rows in the canonical order `compare` matches multisets in; callers may compute it once for gold."""
+    return sorted(rows, key=_row_key)
+
+
+def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_keys: Sequence[int] | None,
+            gold_sorted: Sequence[Sequence[Any]] | None = None) -> str:
     """'' when `got` matches `gold`, else a short reason. Multiset semantics; with `order_keys` (output
     positions the gold query sorts by) the sequence of those key values must also match, so rows tied on
-    the sort keys may come in any order."""
+    the sort keys may come in any order. `gold_sorted` is `sort_rows(gold)`, passed when cached."""
     if len(got) != len(gold):
         return f"{len(got)} rows, expected {len(gold)}"
     if gold and any(len(r) != len(gold[0]) for r in got):
@@ -302,9 +314,9 @@ def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_k
         for i, (g, e) in enumerate(zip(got, gold, strict=True)):
             if not _rows_equal(g, e, order_keys):
                 return f"row {i} out of order"
-    got_sorted = sorted(got, key=lambda r: tuple(_cell_key(v) for v in r))
-    gold_sorted = sorted(gold, key=lambda r: tuple(_cell_key(v) for v in r))
-    for g, e in zip(got_sorted, gold_sorted, strict=True):
+    if gold_sorted is None:
+        gold_sorted = sort_rows(gold)
+    for g, e in zip(sort_rows(got), gold_sorted, strict=True):
         if not _rows_equal(g, e):
             return "different rows"
     return ""
