@@ -172,24 +172,30 @@ def build_locked(
 
 
 class _Watchdog:
-    """One daemon thread per process that interrupts the armed connection at its deadline."""
+    """One daemon thread per process that interrupts the armed connection at its deadline.
+
+    Arming does not wake the thread when it is already due to wake no later than the new deadline (it
+    then re-checks and sleeps on): a wake-up is a context switch, which cost more than a small query."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._deadline = 0.0
+        self._wake_at = math.inf  # when the thread's current wait ends (inf: idle until notified)
         self.fired = False
         self._pid = -1
 
     def _ensure_thread(self) -> None:
         if self._pid != os.getpid():  # threads do not survive fork
             self._pid = os.getpid()
+            self._wake_at = math.inf
             threading.Thread(target=self._run, name="taskforge-sql-watchdog", daemon=True).start()
 
     def _run(self) -> None:
         with self._cond:
             while True:
                 if self._con is None:
+                    self._wake_at = math.inf
                     self._cond.wait()
                     continue
                 remaining = self._deadline - time.monotonic()
@@ -197,6 +203,7 @@ class _Watchdog:
                     self._con.interrupt()
                     self.fired, self._con = True, None
                 else:
+                    self._wake_at = self._deadline
                     self._cond.wait(remaining)
 
     @contextmanager
@@ -204,7 +211,8 @@ class _Watchdog:
         self._ensure_thread()
         with self._cond:
             self._con, self._deadline, self.fired = con, time.monotonic() + seconds, False
-            self._cond.notify()
+            if self._deadline < self._wake_at:
+                self._cond.notify()
         try:
             yield self
         finally:
