@@ -619,7 +619,7 @@ class SQL(Generator):
     def _judge(dbs: _Instances, sql: str, chk: dict[str, Any]) -> Verdict:
         shown = sql[:200]
         try:
-            sqlbox.check_statement(sql)
+            stmt = sqlbox.parse_statement(sql)
         except sqlbox.Rejected as exc:
             return Verdict.fail("rejected", parsed=shown, error=str(exc))
         except sqlbox.Malformed as exc:
@@ -627,7 +627,7 @@ class SQL(Generator):
         for i, (con, gold) in enumerate(zip(dbs.connections, dbs.gold, strict=True)):
             if gold is None:
                 return Verdict.fail("error", parsed=shown, error=f"gold result of instance {i} does not match")
-            out = sqlbox.run_query(con, sql, timeout_s=chk["timeout_s"], max_rows=len(gold))
+            out = sqlbox.run_query(con, stmt, timeout_s=chk["timeout_s"], max_rows=len(gold))
             if out.reason == "too_many":
                 return Verdict.fail("wrong", parsed=shown, instance=i, error=out.error)
             if out.reason != "ok":
