@@ -146,6 +146,15 @@ class EmpiricalMixin:
     def _predict(self, c: int) -> float:
         return float((self._passes[c] + 0.5) / (self._tries[c] + 1.0))
 
+    def _observe(self, c: int, rewards: np.ndarray) -> None:
+        self._count(c, rewards)
+
+    def _state(self) -> dict[str, Any]:
+        return {"passes": self._passes.tolist(), "tries": self._tries.tolist()}
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        self._passes, self._tries = np.array(state["passes"]), np.array(state["tries"])
+
 
 CONTROLLERS: dict[str, type[Controller]] = {}
 

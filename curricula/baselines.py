@@ -26,15 +26,6 @@ class Uniform(EmpiricalMixin, Controller):
     def _propose(self, m: int) -> np.ndarray:
         return self._rng.integers(0, self.space.size, size=m)
 
-    def _observe(self, c: int, rewards: np.ndarray) -> None:
-        self._count(c, rewards)
-
-    def _state(self) -> dict[str, Any]:
-        return {"passes": self._passes.tolist(), "tries": self._tries.tolist()}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self._passes, self._tries = np.array(state["passes"]), np.array(state["tries"])
-
 
 @register_controller
 class Fixed(EmpiricalMixin, Controller):
@@ -52,15 +43,6 @@ class Fixed(EmpiricalMixin, Controller):
 
     def _propose(self, m: int) -> np.ndarray:
         return np.array([self.space.levels[self.level_at(self.proposed + i)] for i in range(m)], dtype=int)
-
-    def _observe(self, c: int, rewards: np.ndarray) -> None:
-        self._count(c, rewards)
-
-    def _state(self) -> dict[str, Any]:
-        return {"passes": self._passes.tolist(), "tries": self._tries.tolist()}
-
-    def _load(self, state: Mapping[str, Any]) -> None:
-        self._passes, self._tries = np.array(state["passes"]), np.array(state["tries"])
 
 
 @register_controller
@@ -132,8 +114,7 @@ class Saturn(EmpiricalMixin, Controller):
 
     def _state(self) -> dict[str, Any]:
         return {
-            "passes": self._passes.tolist(),
-            "tries": self._tries.tolist(),
+            **super()._state(),
             "level": self.level,
             "since_check": self._since_check,
             "pending": self._pending,
@@ -143,7 +124,7 @@ class Saturn(EmpiricalMixin, Controller):
         }
 
     def _load(self, state: Mapping[str, Any]) -> None:
-        self._passes, self._tries = np.array(state["passes"]), np.array(state["tries"])
+        super()._load(state)
         self.level, self._since_check, self._pending = state["level"], state["since_check"], state["pending"]
         self._eval_passes, self._window = list(state["eval_passes"]), list(state["window"])
         self.history = [list(h) for h in state["history"]]
@@ -187,14 +168,13 @@ class AdaRFT(EmpiricalMixin, Controller):
 
     def _state(self) -> dict[str, Any]:
         return {
-            "passes": self._passes.tolist(),
-            "tries": self._tries.tolist(),
+            **super()._state(),
             "target": self.target,
             "batch": self._batch,
             "acc": [self._sum, self._n, self._prompts],
         }
 
     def _load(self, state: Mapping[str, Any]) -> None:
-        self._passes, self._tries = np.array(state["passes"]), np.array(state["tries"])
+        super()._load(state)
         self.target, self._batch = float(state["target"]), int(state["batch"])
         self._sum, self._n, self._prompts = state["acc"]

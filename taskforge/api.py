@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterator
 from typing import Any
 
-from taskforge.registry import get_generator
-from taskforge.task import Task, Verdict
+from taskforge.registry import generator_class, get_generator
+from taskforge.task import Task, Verdict, canonical_json
 
 
 def generate(
@@ -37,3 +39,22 @@ def verify(task: Task | dict[str, Any], response: Any) -> Verdict:
     if isinstance(task, dict):
         task = Task.from_dict(task)
     return get_generator(task.family).safe_verify(task, response)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label(family: str, params_json: str) -> str:
+    params = json.loads(params_json)
+    try:
+        level = generator_class(family).level_of(params)
+    except KeyError:
+        level = None
+    if level is not None:
+        return f"L{level}"
+    return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def level_label(task: Task) -> str:
+    """The label pass rates are reported under: `L<i>` for a task on its family's ladder, else its knobs."""
+    if "level" in task.meta:
+        return f"L{task.meta['level']}"
+    return _label(task.family, canonical_json(task.params))

@@ -140,9 +140,11 @@ class Generator:
 
     @classmethod
     def level_of(cls, params: dict[str, Any]) -> int | None:
-        """The ladder index whose settings equal `params`, or None for custom settings."""
+        """The ladder rung of `params`: the level whose ladder knobs match (other knobs are variants)."""
+        laddered = {k for level in cls.levels for k in level}
         for i in range(len(cls.levels)):
-            if cls.resolve_params(i) == params:
+            rung = cls.resolve_params(i)
+            if all(rung[k] == params.get(k) for k in laddered):
                 return i
         return None
 

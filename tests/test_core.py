@@ -114,7 +114,8 @@ def test_resolve_params_errors_name_what_is_valid():
     with pytest.raises(KnobError, match="levels 0..11"):
         cls.resolve_params(level=99)
     assert cls.level_of(cls.resolve_params(level=5)) == 5
-    assert cls.level_of(cls.resolve_params(level=5, params={"negative": True})) is None
+    assert cls.level_of(cls.resolve_params(level=5, params={"negative": True})) == 5  # a variant of rung 5
+    assert cls.level_of(cls.resolve_params(level=5, params={"digits": 7})) is None
 
 
 def test_unknown_family_lists_the_valid_ones():

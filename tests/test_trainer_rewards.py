@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from taskforge.trainers.rewards import TaskReward, completion_text, format_reward, level_of, verify_batch
+from taskforge.trainers.rewards import TaskReward, completion_text, format_reward, verify_batch
 
 import taskforge
+from taskforge.api import level_label
 
 
 def _batch(tasks, answers_per_task):
@@ -31,7 +32,7 @@ def test_rewards_and_groups_reach_the_observer():
     assert seen == [(tasks[0].id, [1.0] * 4), (tasks[1].id, [1.0, 0.0, 0.0, 1.0]), (tasks[2].id, [0.0] * 4)]
     stats = reward.stats.drain()
     assert stats["pass_rate/arithmetic"] == 6 / 12
-    assert stats[f"pass_rate/arithmetic/{level_of(tasks[0])}"] == 6 / 12
+    assert stats[f"pass_rate/arithmetic/{level_label(tasks[0])}"] == 6 / 12
     assert stats["taskforge/frac_groups_zero_var"] == 2 / 3 and stats["taskforge/groups"] == 3
     assert reward.stats.drain() == {}  # drained
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.trainers.rewards import level_of, verify_batch
+from taskforge.trainers.rewards import verify_batch
 
+from taskforge.api import level_label
 from taskforge.task import Task
 
 DEFAULT_KS = (1, 3, 5, 7, 10)
@@ -86,7 +87,7 @@ def load_tasks_file(path: str | Path, limit: int | None = None) -> list[EvalItem
     items = []
     for row in rows:
         task = _task_from_record(row)
-        items.append(EvalItem(task, level_of(task), task.messages))
+        items.append(EvalItem(task, level_label(task), task.messages))
     return items
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from taskforge.api import level_label
 from taskforge.extract import extract_answer
 from taskforge.registry import get_generator
 from taskforge.task import Task, Verdict, canonical_json
@@ -31,21 +32,6 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, dict):
         return str(completion.get("content") or "")
     return ""
-
-
-def level_of(task: Task) -> str:
-    """The label a task's pass rate is reported under: its ladder level if it sits on one, else its cell."""
-    if "level" in task.meta:
-        return f"L{task.meta['level']}"
-    try:
-        levels = get_generator(task.family).levels
-    except KeyError:
-        levels = ()
-    for i, lvl in enumerate(levels):
-        if all(task.params.get(k) == v for k, v in lvl.items()):
-            return f"L{i}"
-    cell = task.meta.get("cell") if isinstance(task.meta.get("cell"), dict) else task.params
-    return ",".join(f"{k}={v}" for k, v in sorted(cell.items()))
 
 
 def verify_batch(tasks: Sequence[Task], responses: Sequence[str], workers: int = 1) -> list[Verdict]:
@@ -109,7 +95,7 @@ class StepStats:
             self.zero_var_groups += len(set(rewards)) == 1
             if predicted_zero_var is not None:
                 self.predicted_zero_var.append(predicted_zero_var)
-            self.cells[f"{task.family}/{level_of(task)}"] += 1
+            self.cells[f"{task.family}/{level_label(task)}"] += 1
 
     def drain(self) -> dict[str, Any]:
         """The metrics since the last drain, flat, ready for a log line; then start afresh."""
@@ -173,7 +159,7 @@ class TaskReward:
         rewards = [float(v.score) for v in verdicts]
         self.history.append((sum(v.passed for v in verdicts), len(verdicts)))
         for t, v in zip(tasks, verdicts, strict=True):
-            self.stats.add_sample(t.family, level_of(t), v.passed)
+            self.stats.add_sample(t.family, level_label(t), v.passed)
         self._route(tasks, rewards)
         return rewards
 

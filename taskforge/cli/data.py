@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from taskforge.api import level_label
 from taskforge.cli.app import app, console, fail
 from taskforge.generator import KnobError
 from taskforge.io import DatasetError, DatasetSpec, read_jsonl, read_tasks, write_dataset, write_jsonl
@@ -109,14 +110,6 @@ def _response_lists(path: Path) -> Iterator[tuple[str, list[Any]]]:
         yield str(row["id"]), responses
 
 
-def _level_label(task: Task, cache: dict[str, str]) -> str:
-    key = task.family + json.dumps(task.params, sort_keys=True)
-    if key not in cache:
-        level = generator_class(task.family).level_of(task.params)
-        cache[key] = "custom" if level is None else str(level)
-    return cache[key]
-
-
 @app.command()
 def verify(
     tasks: Path = typer.Argument(..., help="tasks file (.jsonl or .parquet)"),
@@ -157,11 +150,10 @@ def verify(
                 bar.advance(job, len(rows))
     if out:
         write_jsonl(out, verdicts)
-    cache: dict[str, str] = {}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in verdicts:
         task = by_id[row["id"]]
-        groups[(task.family, _level_label(task, cache))].append(row)
+        groups[(task.family, level_label(task))].append(row)
     table = Table(title="pass rate by family and level")
     for col in ("family", "level", "responses", "pass rate", "reasons"):
         table.add_column(col)
@@ -207,5 +199,5 @@ def stats(file: Path = typer.Argument(..., help="tasks file (.jsonl or .parquet)
             level = generator_class(family).level_of(json.loads(params))
         except (UnknownFamilyError, KnobError, ValueError):
             level = None
-        table.add_row(family, "custom" if level is None else str(level), split, f"{difficulty:.2f}", str(count), params)
+        table.add_row(family, "custom" if level is None else f"L{level}", split, f"{difficulty:.2f}", str(count), params)
     console.print(table)

@@ -54,6 +54,7 @@ def plot(
         fail(str(exc))
     fig, axes = plt.subplots(len(families), 1, figsize=(8, 2.8 * len(families)), squeeze=False)
     for ax, (family, recs) in zip(axes[:, 0], sorted(families.items()), strict=True):
+        recs = sorted(recs, key=lambda r: r.get("observed", 0))  # groups finish out of proposal order
         x = [r.get("observed", i) for i, r in enumerate(recs)]
         diff = [float(r.get("difficulty") or 0.0) for r in recs]
         rate = [float(r["pass_rate"]) for r in recs]
