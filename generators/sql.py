@@ -457,6 +457,7 @@ class _GoldRunner:
         self.cursors = [con.cursor() for _ in range(n)]
         self.names = [(t["name"], re.compile(rf"\b{t['name']}\b")) for t in schema]
         self.registered: set[tuple[int, str]] = set()
+        self.parsed: tuple[str, Any] = ("", None)
 
     def run(self, i: int, sql: str) -> list[tuple] | None:
         for name, pattern in self.names:
@@ -464,7 +465,9 @@ class _GoldRunner:
                 self.cursors[i].register(name, arrow_table(self.schema, self.rows_of(i, name), name))
                 self.registered.add((i, name))
         try:
-            return self.cursors[i].execute(sql).fetchall()
+            if self.parsed[0] != sql:  # the same gold text runs on every instance: parse it once
+                self.parsed = (sql, self.cursors[i].extract_statements(sql)[0])
+            return self.cursors[i].execute(self.parsed[1]).fetchall()
         except duckdb.Error:
             return None
 
@@ -619,7 +622,7 @@ class SQL(Generator):
     def _judge(dbs: _Instances, sql: str, chk: dict[str, Any]) -> Verdict:
         shown = sql[:200]
         try:
-            sqlbox.check_statement(sql)
+            stmt = sqlbox.parse_statement(sql)
         except sqlbox.Rejected as exc:
             return Verdict.fail("rejected", parsed=shown, error=str(exc))
         except sqlbox.Malformed as exc:
@@ -627,12 +630,12 @@ class SQL(Generator):
         for i, (con, gold) in enumerate(zip(dbs.connections, dbs.gold, strict=True)):
             if gold is None:
                 return Verdict.fail("error", parsed=shown, error=f"gold result of instance {i} does not match")
-            out = sqlbox.run_query(con, sql, timeout_s=chk["timeout_s"], max_rows=len(gold))
+            out = sqlbox.run_query(con, stmt, timeout_s=chk["timeout_s"], max_rows=len(gold))
             if out.reason == "too_many":
                 return Verdict.fail("wrong", parsed=shown, instance=i, error=out.error)
             if out.reason != "ok":
                 return Verdict.fail(out.reason, parsed=shown, instance=i, error=out.error)
-            diff = sqlbox.compare(out.rows, gold, chk["order_keys"])
+            diff = sqlbox.compare(out.rows, gold, chk["order_keys"], dbs.gold_sorted[i])
             if diff:
                 return Verdict.fail("wrong", parsed=shown, instance=i, error=diff)
         return Verdict.ok(parsed=shown, instances=len(dbs.connections))
@@ -652,6 +655,7 @@ class SQL(Generator):
 class _Instances:
     connections: list[duckdb.DuckDBPyConnection]
     gold: list[list[tuple] | None]  # None where the rebuilt gold result does not match the record
+    gold_sorted: list[list[tuple] | None] = field(default_factory=list)  # each in compare's order, once
     owner: duckdb.DuckDBPyConnection | None = None  # the locked connection the cursors belong to
     memo: dict[str, Verdict] = field(default_factory=dict)  # query text -> verdict, oldest first
 
@@ -726,4 +730,5 @@ def _build_instances(check: dict[str, Any], key: str) -> _Instances:
         out = sqlbox.run_query(cur, check["gold"], timeout_s=30.0, max_rows=100_000)
         ok = out.reason == "ok" and result_digest(out.rows, check["order_keys"]) == check["digests"][i]
         golds.append(out.rows if ok else None)
-    return _Instances(cursors, golds, owner=owner)
+    ordered = [None if g is None else sqlbox.sort_rows(g) for g in golds]
+    return _Instances(cursors, golds, ordered, owner=owner)

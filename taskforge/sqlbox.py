@@ -84,6 +84,14 @@ def _parser() -> duckdb.DuckDBPyConnection:
 
 def check_statement(sql: str) -> str:
     """Return the single SELECT statement in `sql`, or raise Rejected / Malformed."""
+    parse_statement(sql)
+    return sql
+
+
+def parse_statement(sql: str) -> duckdb.Statement:
+    """The single SELECT statement in `sql`, parsed once, or raise Rejected / Malformed. `run_query`
+    executes this very tree, so what was checked is what runs, and the text is not parsed again for
+    each instance (parsing a long query costs about half a millisecond)."""
     if len(sql) > MAX_SQL_CHARS:
         raise Malformed(f"query longer than {MAX_SQL_CHARS} characters")
     if "\x00" in sql:
@@ -113,7 +121,7 @@ def check_statement(sql: str) -> str:
         used = DENIED_FUNCTIONS.intersection(_FUNCTION_NAMES.findall(tree))
         if used:
             raise Rejected(f"function {sorted(used)[0]}() is not allowed: it can build unbounded values")
-    return sql
+    return stmt
 
 
 def _first_line(exc: BaseException) -> str:
@@ -172,24 +180,30 @@ def build_locked(
 
 
 class _Watchdog:
-    """One daemon thread per process that interrupts the armed connection at its deadline."""
+    """One daemon thread per process that interrupts the armed connection at its deadline.
+
+    Arming does not wake the thread when it is already due to wake no later than the new deadline (it
+    then re-checks and sleeps on): a wake-up is a context switch, which cost more than a small query."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._deadline = 0.0
+        self._wake_at = math.inf  # when the thread's current wait ends (inf: idle until notified)
         self.fired = False
         self._pid = -1
 
     def _ensure_thread(self) -> None:
         if self._pid != os.getpid():  # threads do not survive fork
             self._pid = os.getpid()
+            self._wake_at = math.inf
             threading.Thread(target=self._run, name="taskforge-sql-watchdog", daemon=True).start()
 
     def _run(self) -> None:
         with self._cond:
             while True:
                 if self._con is None:
+                    self._wake_at = math.inf
                     self._cond.wait()
                     continue
                 remaining = self._deadline - time.monotonic()
@@ -197,6 +211,7 @@ class _Watchdog:
                     self._con.interrupt()
                     self.fired, self._con = True, None
                 else:
+                    self._wake_at = self._deadline
                     self._cond.wait(remaining)
 
     @contextmanager
@@ -204,7 +219,8 @@ class _Watchdog:
         self._ensure_thread()
         with self._cond:
             self._con, self._deadline, self.fired = con, time.monotonic() + seconds, False
-            self._cond.notify()
+            if self._deadline < self._wake_at:
+                self._cond.notify()
         try:
             yield self
         finally:
@@ -223,8 +239,10 @@ class Outcome:
     error: str = ""
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str, *, timeout_s: float, max_rows: int) -> Outcome:
-    """Execute an already-checked SELECT with a deadline; fetch at most max_rows + 1 rows."""
+def run_query(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement, *, timeout_s: float,
+              max_rows: int) -> Outcome:
+    """Execute an already-checked SELECT (text or `parse_statement`'s tree) with a deadline; fetch at
+    most max_rows + 1 rows."""
     with _run_lock, _watchdog.guard(con, timeout_s) as dog:
         try:
             cursor = con.execute(sql)
@@ -275,6 +293,8 @@ def _cell_key(v: Any) -> tuple:
 
 
 def _cells_equal(a: Any, b: Any) -> bool:
+    if type(a) is type(b) and a == b:  # the common case: same type, same value (NaN falls through)
+        return True
     ka, kb = _cell_key(a), _cell_key(b)
     if ka[0] == kb[0] == 3:
         return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
@@ -286,14 +306,24 @@ def _rows_equal(a: Sequence[Any], b: Sequence[Any], positions: Sequence[int] | N
     return all(_cells_equal(a[i], b[i]) for i in idx)
 
 
+def _row_key(row: Sequence[Any]) -> tuple:
+    return tuple(_cell_key(v) for v in row)
+
+
 def normalise(rows: Sequence[Sequence[Any]]) -> list[tuple]:
-    return [tuple(_cell_key(v) for v in row) for row in rows]
+    return [_row_key(row) for row in rows]
 
 
-def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_keys: Sequence[int] | None) -> str:
+def sort_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Rows in the canonical order `compare` matches multisets in; callers may compute it once for gold."""
+    return sorted(rows, key=_row_key)
+
+
+def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_keys: Sequence[int] | None,
+            gold_sorted: Sequence[Sequence[Any]] | None = None) -> str:
     """'' when `got` matches `gold`, else a short reason. Multiset semantics; with `order_keys` (output
     positions the gold query sorts by) the sequence of those key values must also match, so rows tied on
-    the sort keys may come in any order."""
+    the sort keys may come in any order. `gold_sorted` is `sort_rows(gold)`, passed when cached."""
     if len(got) != len(gold):
         return f"{len(got)} rows, expected {len(gold)}"
     if gold and any(len(r) != len(gold[0]) for r in got):
@@ -302,9 +332,9 @@ def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_k
         for i, (g, e) in enumerate(zip(got, gold, strict=True)):
             if not _rows_equal(g, e, order_keys):
                 return f"row {i} out of order"
-    got_sorted = sorted(got, key=lambda r: tuple(_cell_key(v) for v in r))
-    gold_sorted = sorted(gold, key=lambda r: tuple(_cell_key(v) for v in r))
-    for g, e in zip(got_sorted, gold_sorted, strict=True):
+    if gold_sorted is None:
+        gold_sorted = sort_rows(gold)
+    for g, e in zip(sort_rows(got), gold_sorted, strict=True):
         if not _rows_equal(g, e):
             return "different rows"
     return ""
