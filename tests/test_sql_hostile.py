@@ -129,7 +129,9 @@ def test_runaway_cross_join_times_out_and_connection_survives(task: Task) -> Non
     start = time.monotonic()
     verdict = GEN.safe_verify(task, fenced(cross(task, 12, "count(*)")))  # more than 10^15 row combinations
     elapsed = time.monotonic() - start
-    assert verdict.reason == "timeout" and not verdict.passed
+    # Bounded either way: the deadline interrupts it, or (with a larger table) the memory limit stops it first.
+    assert not verdict.passed
+    assert verdict.reason == "timeout" or "memory" in str(verdict.details).lower(), verdict
     assert elapsed < 10
     # The cached connections answer the next query, and the timeout was not memoised.
     assert GEN.safe_verify(task, GEN.gold_response(task)).passed
