@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskforge.extract import extract_fenced, last_answer_block
+from taskforge.extract import extract_block
 from taskforge.generator import Generator, Knob
 from taskforge.registry import register
 from taskforge.sandbox import Result, Sample, default_sandbox
@@ -278,12 +278,7 @@ INSTRUCTION = (
 # ---- verification --------------------------------------------------------------------------------------
 def extract_code(response: str) -> str | None:
     """The last fenced python block, else the <answer> block (itself possibly fenced)."""
-    code = extract_fenced(response, "python")
-    if code is None:
-        block = last_answer_block(response) if isinstance(response, str) else None
-        if block is not None:
-            code = extract_fenced(block, "python") or block
-    return code if code and code.strip() else None
+    return extract_block(response, "python")
 
 
 def _sample(check: dict[str, Any], code: str) -> Sample:

@@ -206,7 +206,7 @@ def read_json_answer(response: str) -> tuple[str | None, str | None]:
     if text is not None and not text.startswith("```"):
         return text, None
     source = response if text is None else text
-    # extract_fenced rescans the text after each fence it skips: bound the fences (a real answer has few).
+    # A real answer has a few fences at most; thousands are noise, refused before any scan.
     if source.count("```") > MAX_FENCES:
         return None, f"more than {MAX_FENCES} code fences"
     inner = extract_fenced(source, "json")

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from taskforge import sqlbox
-from taskforge.extract import extract_answer, extract_fenced
+from taskforge.extract import extract_block
 from taskforge.generator import Generator, Knob
 from taskforge.registry import register
 from taskforge.task import Task, Verdict, canonical_json
@@ -593,10 +593,8 @@ class SQL(Generator):
 
     # ---- verification ------------------------------------------------------------------------
     def verify(self, task: Task, response: str) -> Verdict:
-        sql = extract_fenced(response, "sql")
+        sql = extract_block(response, "sql")
         if sql is None:
-            sql = extract_answer(response)
-        if sql is None or not sql.strip():
             return Verdict.fail("no_answer")
         sql = sql.strip()
         if len(sql) > sqlbox.MAX_SQL_CHARS:

@@ -74,3 +74,17 @@ def extract_fenced(text: str, language: str) -> str | None:
         if header in (language, ""):
             return text[header_end + 1 : end]
         close = start
+
+
+def extract_block(text: str, language: str) -> str | None:
+    """Code a model wrote: the last ```language block, else the final answer (a fence inside it unwrapped).
+
+    Used by the code and SQL families; None when there is nothing but whitespace.
+    """
+    if not isinstance(text, str):
+        return None
+    found = extract_fenced(text, language)
+    if found is None:
+        answer = extract_answer(text)
+        found = None if answer is None else (extract_fenced(answer, language) or answer)
+    return found if found and found.strip() else None

@@ -162,7 +162,9 @@ def write_dataset(
         raise DatasetError(f"output must end in .jsonl or .parquet, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = _JsonlWriter(path) if path.suffix == ".jsonl" else _ParquetWriter(path)
-    if resume:
+    if resume and not writer.in_progress.exists() and path.exists():
+        raise DatasetError(f"{path} is already complete; nothing to resume")
+    if resume and writer.in_progress.exists():
         _check_resume_spec(path, spec)
         done = writer.recover()
         if done > spec.n:
@@ -187,17 +189,13 @@ def write_dataset(
 class _JsonlWriter:
     def __init__(self, path: Path) -> None:
         self.path, self.partial = path, path.with_name(path.name + ".partial")
+        self.in_progress = self.partial
         self.fh: Any = None
 
     def reset(self) -> None:
         self.fh = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115 (closed in finish)
 
     def recover(self) -> int:
-        if not self.partial.exists():
-            if self.path.exists():
-                raise DatasetError(f"{self.path} is already complete; nothing to resume")
-            self.reset()
-            return 0
         with open(self.partial, "rb+") as fh:
             data = fh.read()
             keep = data.rfind(b"\n") + 1  # a torn last line is dropped and regenerated
@@ -242,6 +240,7 @@ class _ParquetWriter:
 
     def __init__(self, path: Path) -> None:
         self.path, self.parts = path, path.with_name(path.name + ".parts")
+        self.in_progress = self.parts
         self.buffer: list[dict[str, Any]] = []
         self.count = 0
 
@@ -250,11 +249,6 @@ class _ParquetWriter:
         self.parts.mkdir()
 
     def recover(self) -> int:
-        if not self.parts.exists():
-            if self.path.exists():
-                raise DatasetError(f"{self.path} is already complete; nothing to resume")
-            self.reset()
-            return 0
         for stray in self.parts.glob("*.tmp"):
             stray.unlink()
         self.count = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(self.parts.glob("part-*.parquet")))

@@ -4,7 +4,7 @@ import random
 import pytest
 
 import taskforge
-from taskforge.extract import extract_answer, extract_fenced
+from taskforge.extract import extract_answer, extract_block, extract_fenced
 from taskforge.generator import Generator, Knob, KnobError, split_owns
 from taskforge.seeding import item_seed
 from taskforge.task import Task, Verdict
@@ -158,3 +158,11 @@ def test_nested_boxes_give_the_outer_one():
 def test_extract_fenced_is_linear_in_the_number_of_fences():
     assert extract_fenced("```" * 300_000, "python") is None
     assert extract_fenced("```python\n" * 100_000 + "x\n```", "python") == "x\n"
+
+
+def test_extract_block_prefers_the_fence_then_the_answer():
+    assert extract_block("```sql\nSELECT 1\n```\n<answer>SELECT 2</answer>", "sql") == "SELECT 1\n"
+    assert extract_block("<answer>```sql\nSELECT 3\n```</answer>", "sql") == "SELECT 3\n"
+    assert extract_block("<answer> SELECT 4 </answer>", "sql") == "SELECT 4"
+    assert extract_block("```sql\n  \n```", "sql") is None
+    assert extract_block(None, "sql") is None  # type: ignore[arg-type]
