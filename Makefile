@@ -63,7 +63,7 @@ $(VVENV)/.vllm: pyproject.toml constraints-vllm.txt
 	touch $@
 
 test-vllm: $(VVENV)/.vllm
-	VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 $(VVENV)/bin/python -m pytest -m vllm tests/test_trainer_vllm.py
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 $(VVENV)/bin/python -m pytest -m vllm tests/trainers/test_trainer_vllm.py
 
 clean:
 	rm -rf $(VENV) $(VVENV) build *.egg-info

@@ -20,9 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from taskforge.generators.code import Code, _sample, verify_batch
-
 import taskforge
+from taskforge.generators.code import Code, _sample, verify_batch
 from taskforge.sandbox import Sample, Sandbox, bubblewrap_available, pool, same
 from taskforge.sandbox._plain import decode, encode
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from taskforge.curricula import KnobSpace, make_controller
 
 G = 8  # rollouts per prompt

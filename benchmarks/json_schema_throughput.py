@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 
 from jsonschema import Draft202012Validator
-from taskforge.generators import json_schema as js
 
 import taskforge
+from taskforge.generators import json_schema as js
 
 
 def _best(fn: Callable[[], object], rounds: int) -> float:

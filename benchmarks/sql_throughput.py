@@ -2,7 +2,7 @@
 
     python benchmarks/sql_throughput.py [--tasks 24] [--samples 16]
 
-Verification reuses each task's databases (the LRU in generators/sql.py): the first response of a task
+Verification reuses each task's databases (the LRU in generators/sql/): the first response of a task
 builds its instances ("build ms"), the next ones only run queries. Responses are distinct texts (the
 gold query with a different trailing comment, and two wrong queries), so the per-task verdict memo never
 answers; "memo hits/s" is the rate when a group repeats the same query text. "SELECT 1/s" is DuckDB's
@@ -18,9 +18,8 @@ import os
 import random
 import time
 
-from taskforge.generators import sql as S
-
 import taskforge
+from taskforge.generators import sql as S
 from taskforge.registry import get_generator
 
 

@@ -40,11 +40,10 @@ def _config(model: str, out: str, steps: int) -> dict:
 
 def measure_taskforge(cfg_dict: dict, steps: int) -> dict[str, list[float]]:
     """Per step: draw 8 tasks (and the row TRL reads), verify 64 completions, route 8 groups to the controller."""
+    from taskforge.registry import get_generator
     from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import build_stream, predicted_zero_var
     from taskforge.trainers.rewards import TaskReward
-
-    from taskforge.registry import get_generator
 
     cfg = load_config(cfg_dict)
     with tempfile.TemporaryDirectory() as tmp:

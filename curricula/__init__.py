@@ -6,6 +6,7 @@ from taskforge.curricula.adaptive import Adaptive
 from taskforge.curricula.base import CONTROLLERS, Controller, make_controller, p_mixed, register_controller
 from taskforge.curricula.mixture import Mixture
 from taskforge.curricula.space import KnobSpace
+from taskforge.curricula.stream import TaskStream
 
 __all__ = [
     "CONTROLLERS",
@@ -13,6 +14,7 @@ __all__ = [
     "Controller",
     "KnobSpace",
     "Mixture",
+    "TaskStream",
     "make_controller",
     "p_mixed",
     "register_controller",

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+
 from taskforge.curricula.base import PASS_THRESHOLD, Controller, p_mixed, register_controller
 
 

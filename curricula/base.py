@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+
 from taskforge.curricula.space import KnobSpace
 
 PASS_THRESHOLD = 0.5  # a reward above this counts as a pass (rewards are 1.0 / 0.0 unless partial credit)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from taskforge.curricula.base import Controller, EmpiricalMixin, register_controller
 
 

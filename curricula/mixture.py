@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from taskforge.curricula.base import PASS_THRESHOLD, Controller
 
 

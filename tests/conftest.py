@@ -13,8 +13,9 @@ def tiny_causal_lm(tmp_path_factory):
     """The trainer's tiny offline model (random-weight Qwen2 + in-process tokenizer), loaded in memory."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from taskforge.trainers.tiny import build_tiny_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from taskforge.trainers.tiny import build_tiny_model
 
     path = build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.trainers.rewards import verify_batch
-
 from taskforge.api import level_label
 from taskforge.task import Task
+from taskforge.trainers.rewards import verify_batch
 
 DEFAULT_KS = (1, 3, 5, 7, 10)
 BACKENDS = ("hf", "vllm", "openai")
@@ -63,7 +62,7 @@ def _task_from_record(row: dict[str, Any]) -> Task:
     if "family" in row and "check" in row:
         return Task.from_dict(row)
     if {"n_sat", "k", "clause", "solution"} <= set(row):
-        from taskforge.saturn import record_to_task
+        from taskforge.generators.sat.saturn import record_to_task
 
         return record_to_task(row)  # Saturn's own (lenient) verification, as its evaluation scores
     raise ValueError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")

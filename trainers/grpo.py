@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskforge.trainers.config import ConfigError, TrainConfig, load_config
-from taskforge.trainers.rewards import TaskReward, format_reward
-
 from taskforge.registry import generator_class
 from taskforge.task import Task
+from taskforge.trainers.config import ConfigError, TrainConfig, load_config
+from taskforge.trainers.rewards import TaskReward, format_reward
 
 STATE_FILE = "taskforge_state.json"
 
@@ -45,8 +44,7 @@ def build_stream(cfg: TrainConfig, log_path: Path) -> Any:
     """One controller per family over its KnobSpace (a one-cell space for fixed params), combined by a
     Mixture with the configured weights, behind a TaskStream that writes the run log."""
     from taskforge.curricula import KnobSpace, Mixture, make_controller
-
-    from taskforge.stream import TaskStream
+    from taskforge.curricula.stream import TaskStream
 
     ctrl_settings = {k: v for k, v in cfg.controller.items() if k != "name"}
     controllers = {}

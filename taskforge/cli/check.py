@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from taskforge.check import CheckResult, check_generator
 from taskforge.cli.app import app, console, fail
+from taskforge.conformance import CheckResult, check_generator
 from taskforge.registry import UnknownFamilyError
 
 

@@ -10,7 +10,7 @@ import typer
 from taskforge.cli.app import app, console, fail
 from taskforge.cli.data import progress_bar
 from taskforge.generator import KnobError
-from taskforge.saturn import (
+from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
     SATURN_TRAIN_LEVELS,

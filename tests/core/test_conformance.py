@@ -1,0 +1,20 @@
+"""The conformance suite on every registered family (built-ins and installed plugins)."""
+
+import pytest
+
+import taskforge
+from taskforge.conformance import check_generator
+
+
+@pytest.mark.parametrize("family", taskforge.families())
+def test_family_passes_conformance(family):
+    report = check_generator(family, samples=3)
+    assert report.ok, [(r.name, r.detail) for r in report.failures()]
+
+
+def test_suite_catches_a_broken_generator():
+    from tests.broken_generators import NonDeterministic, WrongGold
+
+    assert not check_generator(NonDeterministic, cross_process=False).ok
+    failures = {r.name for r in check_generator(WrongGold, cross_process=False).failures()}
+    assert "gold answer passes at every level" in failures

@@ -1,0 +1,196 @@
+"""The sql family: gold passes everywhere, wrong and hard-coded answers fail, comparison semantics."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+import taskforge
+from taskforge.generators import sql as S
+from taskforge.registry import get_generator
+from taskforge.task import Task
+
+GEN = get_generator("sql")
+
+
+def tasks(level: int, n: int = 4, seed: int = 0) -> list[Task]:
+    return list(taskforge.generate("sql", n, level=level, seed=seed))
+
+
+def fenced(sql: str) -> str:
+    return f"Here it is.\n```sql\n{sql}\n```"
+
+
+def sql_literal(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, float, Decimal)):
+        return str(v)
+    if hasattr(v, "isoformat"):
+        return f"DATE '{v.isoformat()}'"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+@pytest.mark.parametrize("level", range(len(GEN.levels)))
+def test_gold_passes_on_every_instance(level: int) -> None:
+    for task in tasks(level):
+        assert len(task.check["seeds"]) >= 2
+        verdict = GEN.safe_verify(task, GEN.gold_response(task))
+        assert verdict.passed, (verdict, task.answer)
+        assert verdict.details["instances"] == len(task.check["seeds"])
+        # The gold also passes when given in an <answer> block and read back from JSON.
+        again = Task.from_json(task.to_json())
+        assert GEN.safe_verify(again, f"<answer>{task.answer}</answer>").passed
+
+
+@pytest.mark.parametrize("level", [0, 3, 7])
+def test_wrong_queries_fail(level: int) -> None:
+    for task in tasks(level):
+        for seed in range(2):
+            verdict = GEN.safe_verify(task, GEN.corrupt_answer(task, random.Random(seed)))
+            assert not verdict.passed and verdict.reason == "wrong", verdict
+        # Another level's query over the same tables is (almost always) a different result.
+        assert not GEN.safe_verify(task, fenced("SELECT 1")).passed
+
+
+def test_hardcoded_first_instance_fails_on_the_second() -> None:
+    for task in tasks(2, n=3) + tasks(5, n=3):
+        dbs = S.instances(task.check)
+        gold0 = dbs.gold[0]
+        rows = ", ".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in gold0)
+        width = len(gold0[0])
+        names = ", ".join(f"c{i}" for i in range(width))
+        cheat = f"SELECT * FROM (VALUES {rows}) AS v({names})"
+        if task.check["order_keys"]:
+            cheat += " ORDER BY " + ", ".join(
+                f"c{k} {'DESC' if d else 'ASC'} NULLS LAST"
+                for k, d in _order_dirs(task)
+            )
+        verdict = GEN.safe_verify(task, fenced(cheat))
+        assert not verdict.passed and verdict.details.get("instance", 0) >= 1, (verdict, task.answer)
+
+
+def _order_dirs(task: Task) -> list[tuple[int, bool]]:
+    # Recover the gold ORDER BY from its SQL: "ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST".
+    tail = task.answer.rsplit(" ORDER BY ", 1)[1].split(" LIMIT ")[0]
+    out = []
+    for part in tail.split(", "):
+        pos, direction = part.split()[:2]
+        out.append((int(pos) - 1, direction == "DESC"))
+    return out
+
+
+def test_compare_semantics() -> None:
+    from taskforge.generators.sql.box import compare
+
+    gold = [(1, "a", Decimal("2.50")), (2, None, 1 / 3)]
+    assert compare([(2, None, 0.3333333333), (1, "a", 2.5)], gold, None) == ""  # multiset, floats rounded
+    assert compare([(2, None, 0.3333333333), (1, "a", 2.5)], gold, [0]) != ""  # gold orders by column 0
+    assert compare([(1, "a", 2.5), (2, None, 0.33334)], gold, [0]) != ""  # beyond 1e-6 relative
+    assert compare([(1, "a", 2.5), (2, None, 0.3333333333)], gold, [0]) == ""
+    assert compare([(1, "a", 2.5), (2, "b", 1 / 3)], gold, None) != ""  # NULL only equals NULL
+    assert compare([(1, "a"), (2, None)], gold, None) != ""  # column count
+    assert compare([(1, "a", 2.5)], gold, None) != ""  # row count
+    assert compare([(True,)], [(1,)], None) != ""  # booleans are not numbers
+    # Ties on the sort key may come in any order.
+    assert compare([(1, "y"), (1, "x"), (0, "z")], [(1, "x"), (1, "y"), (0, "z")], [0]) == ""
+
+
+def test_order_matters_only_when_gold_orders() -> None:
+    ordered = next(t for t in tasks(1, n=12) if t.check["order_keys"] and max(t.meta["rows"]) > 1
+                   and " LIMIT " not in t.answer)
+    # Same rows in the reverse order fail on an ordered task...
+    keys = _order_dirs(ordered)
+    flipped = ", ".join(f"{k + 1} {'ASC' if d else 'DESC'} NULLS FIRST" for k, d in keys)
+    inner = ordered.answer.rsplit(" ORDER BY ", 1)[0]
+    reversed_sql = f"{inner} ORDER BY {flipped}"
+    dbs = S.instances(ordered.check)
+    if any(len({tuple(r[k] for k, _ in keys) for r in g}) > 1 for g in dbs.gold):
+        assert GEN.safe_verify(ordered, fenced(reversed_sql)).reason == "wrong"
+    # ...and any order passes on an unordered task.
+    plain = next(t for t in tasks(0, n=12) if not t.check["order_keys"] and max(t.meta["rows"]) > 1)
+    assert GEN.safe_verify(plain, fenced(plain.answer + " ORDER BY 1 DESC")).passed
+    assert GEN.safe_verify(plain, fenced(plain.answer + " ORDER BY 1 ASC")).passed
+
+
+def test_columns_compared_by_position() -> None:
+    task = next(t for t in tasks(2, n=8) if len(t.answer.split(" FROM ")[0].split(",")) >= 2)
+    select, rest = task.answer.split(" FROM ", 1)
+    cols = [c.strip() for c in select[len("SELECT "):].split(", ")]
+    if len(cols) >= 2 and "(" not in cols[0] and "(" not in cols[1] or len(cols) >= 2:
+        swapped = "SELECT " + ", ".join([cols[1], cols[0], *cols[2:]]) + " FROM " + rest
+        assert not GEN.safe_verify(task, fenced(swapped)).passed
+    aliased = "SELECT " + ", ".join(f"{c} AS x{i}" for i, c in enumerate(cols)) + " FROM " + rest
+    assert GEN.safe_verify(task, fenced(aliased)).passed  # names do not matter
+
+
+def test_answer_extraction() -> None:
+    task = tasks(0, n=1)[0]
+    assert GEN.safe_verify(task, "no query here").reason == "no_answer"
+    assert GEN.safe_verify(task, "```sql\n\n```").reason == "no_answer"
+    assert GEN.safe_verify(task, fenced("SELEC nothing")).reason == "malformed"
+    both = f"```sql\nSELECT 1\n```\nactually:\n```sql\n{task.answer};\n```"
+    assert GEN.safe_verify(task, both).passed  # the last block counts; a trailing ; is fine
+
+
+def test_rebuilt_data_must_match_record() -> None:
+    task = tasks(0, n=1)[0]
+    forged = dict(task.check, digests=["0" * 16] * len(task.check["digests"]))
+    bad = Task(**{**task.to_dict(), "check": forged})
+    assert GEN.safe_verify(bad, GEN.gold_response(bad)).reason == "error"
+
+
+def test_difficulty_monotone_along_levels() -> None:
+    values = [GEN.difficulty(GEN.resolve_params(level)) for level in range(len(GEN.levels))]
+    assert values == sorted(values) and len(set(values)) == len(values)
+
+
+def test_database_shape() -> None:
+    for level in (0, 7):
+        for task in tasks(level, n=3):
+            schema = task.check["schema"]
+            assert len(schema) == task.params["tables"]
+            kinds = {c["kind"] for t in schema for c in t["columns"]}
+            assert {"pk", "fk", "text"} <= kinds  # the tables are connected by foreign keys
+            if len(schema) == 8:
+                assert {"int", "dec", "date", "bool"} <= kinds
+            assert "CREATE TABLE" in task.prompt and task.answer not in task.prompt
+
+
+DETERMINISM = """
+import sys, taskforge
+for level in (0, 4, 7):
+    for t in taskforge.generate("sql", 2, level=level, seed=11):
+        sys.stdout.write(t.to_json() + "\\n")
+"""
+
+
+def test_same_bytes_in_another_process() -> None:
+    here = "".join(
+        t.to_json() + "\n" for level in (0, 4, 7) for t in taskforge.generate("sql", 2, level=level, seed=11)
+    )
+    env = {"PYTHONHASHSEED": "12345", "PATH": ""}
+    there = subprocess.run([sys.executable, "-c", DETERMINISM], capture_output=True, text=True, check=True,
+                           env=env).stdout
+    assert here == there
+
+
+def test_build_rows_is_pure() -> None:
+    task = tasks(7, n=1)[0]
+    schema = task.check["schema"]
+    seed = task.check["seeds"][1]
+    first = [S.build_rows(schema, seed, t["name"]) for t in schema]
+    assert first == [S.build_rows(schema, seed, t["name"]) for t in schema]
+    other = [S.build_rows(schema, task.check["seeds"][0], t["name"]) for t in schema]
+    assert first != other
+    # NULLs and skew are present somewhere in a large table.
+    big = S.build_rows(schema, seed, max(schema, key=lambda t: t["rows"])["name"])
+    assert any(v is None for col in big.values() for v in col) or all(
+        c.get("null", 0) == 0 for t in schema for c in t["columns"]
+    )

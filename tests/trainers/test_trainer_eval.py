@@ -1,0 +1,191 @@
+"""Evaluation: the pass@k estimator, the hf backend on the tiny model, the openai backend on a local server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from math import comb
+
+import pytest
+
+import taskforge
+from taskforge.trainers.evaluate import evaluate, pass_at_k
+
+pytest.importorskip("transformers")
+
+
+def brute_pass_at_k(n: int, c: int, k: int) -> float:
+    """Share of the k-subsets of n samples (the first c correct) that hold at least one correct sample."""
+    subsets = list(itertools.combinations(range(n), k))
+    return sum(any(i < c for i in s) for s in subsets) / len(subsets)
+
+
+def test_pass_at_k_matches_brute_force():
+    for n in range(1, 9):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                assert pass_at_k(n, c, k) == pytest.approx(brute_pass_at_k(n, c, k), abs=1e-12), (n, c, k)
+    # pass@1 is the plain pass rate, and the estimator is exact at the edges.
+    assert pass_at_k(12, 3, 1) == pytest.approx(3 / 12)
+    assert pass_at_k(12, 0, 10) == 0.0 and pass_at_k(12, 3, 10) == 1.0
+    assert pass_at_k(200, 7, 50) == pytest.approx(1 - comb(193, 50) / comb(200, 50))
+    with pytest.raises(ValueError):
+        pass_at_k(5, 6, 1)
+
+
+def _write_tasks(path, tasks):
+    path.write_text("".join(t.to_json() + "\n" for t in tasks))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from taskforge.trainers.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+def test_hf_backend_on_tiny_model(tiny_model, tmp_path):
+    tasks = list(taskforge.generate("arithmetic", 3, level=0, seed=1))
+    f = _write_tasks(tmp_path / "tasks.jsonl", tasks)
+    res = evaluate(str(tiny_model), tasks_file=f, backend="hf", samples=4, ks=[1, 2, 4], max_tokens=6,
+                   output_dir=tmp_path / "out", seed=0)
+    (group,) = res.groups.values()
+    assert group["n_tasks"] == 3 and group["samples"] == 4
+    assert 1 <= group["average_tokens"] <= 6
+    assert group["pass@1"] <= group["pass@2"] <= group["pass@4"]
+    lines = (tmp_path / "out" / "completions.jsonl").read_text().splitlines()
+    assert len(lines) == 12
+    rec = json.loads(lines[0])
+    assert rec["task_id"] == tasks[0].id and rec["reason"] in ("no_answer", "malformed", "wrong", "ok")
+    summary = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert summary["groups"] == json.loads(json.dumps(res.groups))
+
+
+class _CannedServer:
+    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 that answers from a prompt -> replies table."""
+
+    def __init__(self, table: dict[str, list[str]], max_n: int | None = None) -> None:
+        self.table, self.max_n, self.requests = table, max_n, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                if self.path != "/v1/chat/completions":
+                    self.send_error(404)
+                    return
+                prompt = body["messages"][-1]["content"]
+                replies = outer.table[prompt]
+                start = sum(min(r["n"], outer.max_n or r["n"]) for r in outer.requests[:-1]
+                            if r["messages"][-1]["content"] == prompt)
+                n = min(body["n"], outer.max_n or body["n"])
+                choices = [{"index": i, "message": {"role": "assistant", "content": replies[(start + i) % len(replies)]},
+                            "finish_reason": "stop"} for i in range(n)]
+                data = json.dumps({"id": "x", "object": "chat.completion", "choices": choices,
+                                   "usage": {"completion_tokens": 5 * n, "prompt_tokens": 1}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("max_n", [None, 3])  # 3: a server that returns fewer choices than asked
+def test_openai_backend_against_local_server(tmp_path, max_n):
+    tasks = list(taskforge.generate("arithmetic", 3, level=1, seed=2))
+    correct = [0, 2, 5]  # of 6 samples per task
+    table = {t.prompt: [f"<answer>{t.answer}</answer>"] * c + [f"<answer>{int(t.answer) + 1}</answer>"] * (6 - c)
+             for t, c in zip(tasks, correct, strict=True)}
+    f = _write_tasks(tmp_path / "tasks.jsonl", tasks)
+    with _CannedServer(table, max_n) as server:
+        res = evaluate("served-model", tasks_file=f, backend="openai", base_url=server.url, samples=6,
+                       ks=[1, 3, 5], output_dir=tmp_path / "out")
+    assert server.requests[0]["model"] == "served-model"
+    assert server.requests[0]["temperature"] == 0.6 and server.requests[0]["top_p"] == 0.95
+    (group,) = res.groups.values()
+    for k in (1, 3, 5):
+        assert group[f"pass@{k}"] == pytest.approx(sum(pass_at_k(6, c, k) for c in correct) / 3)
+    assert group["average_tokens"] == pytest.approx(5.0)
+
+
+def test_bench_dir_writes_saturn_results_per_level(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    levels = {"lvl_easy": list(taskforge.generate("arithmetic", 2, level=0, seed=3)),
+              "lvl_hard": list(taskforge.generate("arithmetic", 2, level=4, seed=3))}
+    for name, ts in levels.items():
+        _write_tasks(bench / f"{name}.jsonl", ts)
+    # Everything right on the easy level, everything wrong on the hard one.
+    table = {t.prompt: [f"<answer>{t.answer}</answer>"] for t in levels["lvl_easy"]}
+    table |= {t.prompt: ["no idea"] for t in levels["lvl_hard"]}
+    with _CannedServer(table) as server:
+        evaluate("m", bench_dir=bench, backend="openai", base_url=server.url, samples=10,
+                 ks=[1, 3, 5, 7, 10], output_dir=tmp_path / "out", model_name="m")
+    easy = json.loads((tmp_path / "out" / "lvl_easy" / "evaluation_results.json").read_text())
+    hard = json.loads((tmp_path / "out" / "lvl_hard" / "evaluation_results.json").read_text())
+    keys = ["model_name", "pass@1", "pass@3", "pass@5", "pass@7", "pass@10", "average_tokens"]
+    assert list(easy) == keys and list(hard) == keys
+    assert easy["pass@1"] == 1.0 and hard["pass@10"] == 0.0 and easy["average_tokens"] == 5.0
+
+
+def test_eval_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from taskforge.cli import app
+
+    tasks = list(taskforge.generate("arithmetic", 2, level=0, seed=4))
+    f = _write_tasks(tmp_path / "tasks.jsonl", tasks)
+    table = {t.prompt: [f"<answer>{t.answer}</answer>", "nope"] for t in tasks}
+    runner = CliRunner()
+    with _CannedServer(table) as server:
+        res = runner.invoke(app, ["eval", "--model", "m", "--tasks", str(f), "--samples", "4", "-k", "1,2",
+                                  "--backend", "openai", "--base-url", server.url, "-o", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "pass@2" in res.output and (tmp_path / "o" / "completions.jsonl").is_file()
+    bad = runner.invoke(app, ["eval", "--model", "m", "--tasks", str(f), "--samples", "4", "-k", "1,5",
+                              "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"])
+    assert bad.exit_code == 2 and "k must lie in 1..samples" in bad.output
+    missing = runner.invoke(app, ["eval", "--model", str(tmp_path / "nope"), "--tasks", str(f)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_saturn_bench_dir(tmp_path):
+    """Saturn's own records (shipped in data/saturn) through the SAT converter and Saturn's summary file."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "data" / "saturn" / "test" / "n3_k5_length20_sample100.jsonl"
+    records = [json.loads(line) for line in src.read_text().splitlines()[:3]]
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / src.name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    # Record 0 always solved, record 1 in 1 of 4 samples (an empty box fails), record 2 never.
+    table = {r["prompt"]: [f"\\boxed{{{r['solution']}}}"] for r in records[:1]}
+    table[records[1]["prompt"]] = [f"\\boxed{{{records[1]['solution']}}}", "\\boxed{}", "\\boxed{}", "\\boxed{}"]
+    table[records[2]["prompt"]] = ["I cannot solve this."]
+    with _CannedServer(table) as server:
+        res = evaluate("m", bench_dir=bench, backend="openai", base_url=server.url, samples=4, ks=[1, 3],
+                       output_dir=tmp_path / "out", model_name="m")
+    (key,) = res.groups
+    assert key == "sat/n3_k5_length20_sample100"
+    summary = json.loads((tmp_path / "out" / src.stem / "evaluation_results.json").read_text())
+    assert summary["pass@1"] == pytest.approx((1 + 0.25 + 0) / 3)
+    assert summary["pass@3"] == pytest.approx((1 + pass_at_k(4, 1, 3) + 0) / 3)

@@ -1,0 +1,65 @@
+"""Reward adapters: verifier rewards per completion, groups routed to the controller, separate format reward."""
+
+from __future__ import annotations
+
+import taskforge
+from taskforge.api import level_label
+from taskforge.trainers.rewards import TaskReward, completion_text, format_reward, verify_batch
+
+
+def _batch(tasks, answers_per_task):
+    cols, comps = [], []
+    for t, answers in zip(tasks, answers_per_task, strict=True):
+        for a in answers:
+            cols.append(t.to_json())
+            comps.append([{"role": "assistant", "content": a}])
+    return cols, comps
+
+
+def test_rewards_and_groups_reach_the_observer():
+    tasks = list(taskforge.generate("arithmetic", 3, level=2, seed=0))
+    seen = []
+    reward = TaskReward(4, lambda tid, rs: seen.append((tid, rs)))
+    answers = [
+        [f"<answer>{tasks[0].answer}</answer>"] * 4,
+        [f"<answer>{tasks[1].answer}</answer>", "no", "<answer>1</answer>", f"\\boxed{{{tasks[1].answer}}}"],
+        ["<answer>0</answer>"] * 4,
+    ]
+    cols, comps = _batch(tasks, answers)
+    out = reward(prompts=None, completions=comps, task=cols, trainer_state=None)
+    assert out == [1.0] * 4 + [1.0, 0.0, 0.0, 1.0] + [0.0] * 4
+    assert seen == [(tasks[0].id, [1.0] * 4), (tasks[1].id, [1.0, 0.0, 0.0, 1.0]), (tasks[2].id, [0.0] * 4)]
+    stats = reward.stats.drain()
+    assert stats["pass_rate/arithmetic"] == 6 / 12
+    assert stats[f"pass_rate/arithmetic/{level_label(tasks[0])}"] == 6 / 12
+    assert stats["taskforge/frac_groups_zero_var"] == 2 / 3 and stats["taskforge/groups"] == 3
+    assert reward.stats.drain() == {}  # drained
+
+
+def test_group_split_across_calls_and_repeated_task():
+    (task,) = taskforge.generate("arithmetic", 1, level=0, seed=1)
+    seen = []
+    reward = TaskReward(4, lambda tid, rs: seen.append(rs))
+    good, bad = f"<answer>{task.answer}</answer>", "<answer>x</answer>"
+    cols, comps = _batch([task], [[good, bad]])
+    reward(completions=comps, task=cols)
+    assert seen == []  # half a group: wait for the rest
+    cols, comps = _batch([task, task], [[good, good], [bad] * 4])  # the same task drawn twice in a row
+    reward(completions=comps, task=cols)
+    assert seen == [[1.0, 0.0, 1.0, 1.0], [0.0] * 4]
+
+
+def test_format_reward_is_separate_and_text_forms():
+    comps = [[{"role": "assistant", "content": "<answer>3</answer>"}], "\\boxed{4}", "plain", None]
+    assert format_reward(completions=comps) == [1.0, 1.0, 0.0, 0.0]
+    assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
+    assert completion_text(12) == ""
+
+
+def test_verify_batch_threads_match_serial():
+    tasks = list(taskforge.generate("arithmetic", 20, level=3, seed=2))
+    responses = [f"<answer>{t.answer}</answer>" if i % 3 else "junk" for i, t in enumerate(tasks)]
+    serial = verify_batch(tasks, responses)
+    threaded = verify_batch(tasks, responses, workers=4)
+    assert [v.to_dict() for v in serial] == [v.to_dict() for v in threaded]
+    assert sum(v.passed for v in serial) == sum(1 for i in range(20) if i % 3)
