@@ -62,7 +62,7 @@ def _task_from_record(row: dict[str, Any]) -> Task:
     if "family" in row and "check" in row:
         return Task.from_dict(row)
     if {"n_sat", "k", "clause", "solution"} <= set(row):
-        from taskforge.generators.sat.saturn import record_to_task
+        from taskforge.generators.sat.records import record_to_task
 
         return record_to_task(row)  # Saturn's own (lenient) verification, as its evaluation scores
     raise ValueError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")

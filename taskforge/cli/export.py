@@ -10,12 +10,12 @@ import typer
 from taskforge.cli.app import app, console, fail
 from taskforge.cli.data import progress_bar
 from taskforge.generator import KnobError
+from taskforge.generators.sat.records import export_saturn
 from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
     SATURN_TRAIN_LEVELS,
     TEST_TAIL,
-    export_saturn,
 )
 
 export_app = typer.Typer(help="Export tasks in other projects' formats.", no_args_is_help=True)

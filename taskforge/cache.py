@@ -1,0 +1,110 @@
+"""Two small pieces of machinery that families share: per-process lazy values and an identity-keyed LRU.
+
+`PerProcess` makes a value (a connection, a thread, a scratch folder) on first use in each process, and
+in each thread when asked: a forked child must never use its parent's DuckDB connections or rely on its
+parent's threads, which do not survive fork.
+
+`IdentityLRU` remembers one value per JSON-like object (a task's `check`, a schema). The G responses to one
+prompt come with the very same object, so the object's identity finds the value without hashing it; an
+equal object read back from a file finds it by content hash. The entry holds the object, so its id
+cannot be reused while the entry lives. Objects are not edited in place once looked up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from taskforge.task import canonical_json
+
+T = TypeVar("T")
+
+
+class PerProcess(Generic[T]):
+    """`get()` returns the value `factory()` made in this process (and thread, if `per_thread`)."""
+
+    def __init__(self, factory: Callable[[], T], *, per_thread: bool = False) -> None:
+        self._factory = factory
+        self._per_thread = per_thread
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._pid = -1
+
+    def get(self) -> T:
+        pid = os.getpid()
+        if self._per_thread:
+            local = self._local
+            if getattr(local, "pid", None) != pid:
+                local.value, local.pid = self._factory(), pid
+            return local.value
+        if self._pid != pid:
+            with self._lock:
+                if self._pid != pid:
+                    self._value = self._factory()
+                    self._pid = pid
+        return self._value  # type: ignore[return-value]
+
+    def made_here(self) -> bool:
+        """Whether this process (thread, if `per_thread`) already made its value."""
+        holder = self._local if self._per_thread else self
+        pid = getattr(holder, "pid", None) if self._per_thread else self._pid
+        return pid == os.getpid()
+
+
+def content_key(obj: Any) -> str:
+    """A 128-bit hex digest of an object's canonical JSON: the same in every process."""
+    return hashlib.blake2b(canonical_json(obj).encode(), digest_size=16).hexdigest()
+
+
+class IdentityLRU(Generic[T]):
+    """At most `capacity` values keyed by an object's content, found by identity first. Thread-safe."""
+
+    def __init__(self, capacity: int, *, identities: int | None = None) -> None:
+        self.capacity = capacity
+        self._identities = identities if identities is not None else 2 * capacity
+        self._by_id: OrderedDict[int, tuple[Any, str]] = OrderedDict()  # id(obj) -> (obj, content key)
+        self._values: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def key(self, obj: Any) -> str:
+        """The content key of `obj`, hashed once per object."""
+        hit = self._by_id.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        key = content_key(obj)
+        with self._lock:
+            self._by_id[id(obj)] = (obj, key)
+            while len(self._by_id) > self._identities:
+                self._by_id.popitem(last=False)
+        return key
+
+    def get(self, obj: Any, make: Callable[[], T]) -> T:
+        """The value for `obj`, else `make()` stored (the oldest entry leaves when full).
+
+        `make` runs outside the lock, so two threads may both make a value for a new object; one is kept."""
+        key = self.key(obj)
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+                return value
+        value = make()
+        with self._lock:
+            kept = self._values.setdefault(key, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.capacity:
+                self._values.popitem(last=False)
+        return kept
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_id.clear()
+            self._values.clear()
+
+    def __len__(self) -> int:
+        return len(self._values)
