@@ -59,15 +59,25 @@ _SHARE = {"low": 0.0, "high": 1.0}
 class JsonSchema(Generator):
     family = "json_schema"
     version = "1"
-    description = "Write a JSON value for a generated Draft 2020-12 schema: conform to it, or extract it from prose."
+    description = (
+        "Write a JSON value for a generated Draft 2020-12 schema: conform to it, or extract it from prose."
+    )
     knobs = (
-        Knob("mode", str, "conform", choices=("conform", "extract"), help="conform: meet the schema and the "
-             "stated constraints; extract: reproduce the values stated in a text exactly"),
+        Knob(
+            "mode",
+            str,
+            "conform",
+            choices=("conform", "extract"),
+            help="conform: meet the schema and the "
+            "stated constraints; extract: reproduce the values stated in a text exactly",
+        ),
         Knob("depth", int, 2, low=1, high=8, help="levels of nested objects (the root is 1)"),
         Knob("props", int, 4, low=1, high=16, help="most properties per object"),
         Knob("required", float, 0.7, **_SHARE, help="share of required properties"),
         Knob("arrays", float, 0.2, **_SHARE, help="chance a value is an array"),
-        Knob("keywords", float, 0.5, **_SHARE, help="chance a value carries bounds/length/enum/pattern/format"),
+        Knob(
+            "keywords", float, 0.5, **_SHARE, help="chance a value carries bounds/length/enum/pattern/format"
+        ),
         Knob("combinators", float, 0.0, **_SHARE, help="chance of oneOf/anyOf/allOf"),
         Knob("refs", float, 0.0, **_SHARE, help="chance a nested object lives in $defs (and is reused)"),
         Knob("closed", float, 0.0, **_SHARE, help="chance an object forbids additional properties"),
@@ -87,8 +97,25 @@ class JsonSchema(Generator):
         (5, 7, 0.8, 0.5, 1.0, 0.5, 0.5, 0.8, 5, True, 40),
     )
     levels = tuple(
-        dict(zip(("depth", "props", "required", "arrays", "keywords", "combinators", "refs", "closed",
-                  "constraints", "shuffle", "max_leaves"), row, strict=True))
+        dict(
+            zip(
+                (
+                    "depth",
+                    "props",
+                    "required",
+                    "arrays",
+                    "keywords",
+                    "combinators",
+                    "refs",
+                    "closed",
+                    "constraints",
+                    "shuffle",
+                    "max_leaves",
+                ),
+                row,
+                strict=True,
+            )
+        )
         for row in _ladder
     )
 
@@ -97,8 +124,15 @@ class JsonSchema(Generator):
         # constraints only matter in conform mode, sentence order only in extract mode.
         p = params
         schema = (
-            p["depth"] + 0.5 * p["props"] + p["required"] + 2 * p["arrays"] + 2 * p["keywords"]
-            + 3 * p["combinators"] + 2 * p["refs"] + p["closed"] + math.log2(p["max_leaves"])
+            p["depth"]
+            + 0.5 * p["props"]
+            + p["required"]
+            + 2 * p["arrays"]
+            + 2 * p["keywords"]
+            + 3 * p["combinators"]
+            + 2 * p["refs"]
+            + p["closed"]
+            + math.log2(p["max_leaves"])
         )
         task = 0.3 * p["constraints"] if p["mode"] == "conform" else 1.0 + 0.5 * p["shuffle"]
         return round(schema + task, 4)
@@ -121,7 +155,11 @@ class JsonSchema(Generator):
             prompt = (
                 "Write a JSON value that validates against this JSON Schema (Draft 2020-12; the formats "
                 f"{', '.join(CHECKED_FORMATS)} are checked):\n\n```json\n{shown}\n```\n"
-                + (f"\nIt must also meet these constraints (paths as in `a.b[0].c`):{rules}\n" if rules else "")
+                + (
+                    f"\nIt must also meet these constraints (paths as in `a.b[0].c`):{rules}\n"
+                    if rules
+                    else ""
+                )
             )
         else:
             check["expected"] = instance
@@ -151,7 +189,11 @@ class JsonSchema(Generator):
             return Verdict.fail("malformed", parsed=text[:100], error=problem)
         try:
             error = schema_error(check["schema"], value)
-        except (ValueError, TypeError, OverflowError) as exc:  # lone surrogates, ints jsonschema-rs cannot hold
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+        ) as exc:  # lone surrogates, ints jsonschema-rs cannot hold
             return Verdict.fail("malformed", parsed=text[:100], error=f"{type(exc).__name__}: {exc}"[:200])
         if error is not None:
             return Verdict.fail("wrong", parsed=value, error=error)
@@ -174,6 +216,16 @@ class JsonSchema(Generator):
 
 
 __all__ = [
-    "CHECKED_FORMATS", "DRAFT", "MAX_DEPTH", "MAX_RESPONSE_CHARS", "JsonSchema", "build_schema",
-    "compiled_validator", "json_equal", "mutate", "nesting_depth", "parse_strict", "schema_error",
+    "CHECKED_FORMATS",
+    "DRAFT",
+    "MAX_DEPTH",
+    "MAX_RESPONSE_CHARS",
+    "JsonSchema",
+    "build_schema",
+    "compiled_validator",
+    "json_equal",
+    "mutate",
+    "nesting_depth",
+    "parse_strict",
+    "schema_error",
 ]

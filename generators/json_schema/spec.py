@@ -12,6 +12,7 @@ from typing import Any
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 CHECKED_FORMATS = ("date", "ipv4", "uuid")
 
+# fmt: off
 NAMES = (
     "id", "name", "title", "status", "kind", "count", "price", "total", "email", "url", "created", "owner",
     "address", "street", "city", "zip", "country", "tags", "items", "sku", "quantity", "note", "rating",
@@ -27,6 +28,7 @@ WORDS = (
     "lumen", "maple", "nectar", "onyx", "prairie", "quartz", "raven", "sierra", "tundra", "umber", "violet",
     "willow", "yarrow", "zephyr", "amber", "basalt", "cobalt", "dune", "echo", "falcon", "glacier", "heron",
 )
+# fmt: on
 TLDS = ("com", "org", "net", "io")
 
 
@@ -171,8 +173,12 @@ class _Str(_Node):
         return text[:-1] + "x" if text.endswith(" ") else text
 
 
-_CLASSES = {"[a-z]": "abcdefghijklmnopqrstuvwxyz", "[A-Z]": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-            "[0-9]": "0123456789", "[a-f0-9]": "0123456789abcdef"}
+_CLASSES = {
+    "[a-z]": "abcdefghijklmnopqrstuvwxyz",
+    "[A-Z]": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "[0-9]": "0123456789",
+    "[a-f0-9]": "0123456789abcdef",
+}
 
 
 def _sample_format(fmt: str, rng: random.Random) -> str:
@@ -305,15 +311,21 @@ class _Builder:
             required = (bool(tag) and i == 0) or i == spine_at or self.chance("required")
             props.append((name, node, required))
         height = 1 + max((n.height for _, n, _ in props), default=0)
-        return _Obj(height=height, props=props, closed=self.chance("closed"),
-                    split=self.chance("combinators") and self.rng.random() < 0.4)
+        return _Obj(
+            height=height,
+            props=props,
+            closed=self.chance("closed"),
+            split=self.chance("combinators") and self.rng.random() < 0.4,
+        )
 
     def nested(self, depth: int, spine: bool = False) -> _Node:
         """An object one level down: maybe shared through $defs, maybe a discriminated oneOf of objects."""
         rng = self.rng
         if self.chance("refs"):
             # A reused def must not deepen the schema, nor (on the spine) make it shallower.
-            fitting = [n for n, d in self.defs.items() if d.height == depth or (d.height < depth and not spine)]
+            fitting = [
+                n for n, d in self.defs.items() if d.height == depth or (d.height < depth and not spine)
+            ]
             if fitting and rng.random() < 0.5:
                 name = rng.choice(fitting)
                 return _Ref(height=self.defs[name].height, name=name, target=self.defs[name])
@@ -337,8 +349,12 @@ class _Builder:
         if self.chance("arrays"):
             lo = rng.randint(0, 2)
             keywords = self.chance("keywords")
-            return _Arr(items=self.leaf(), min_items=lo if keywords else 0,
-                        max_items=lo + rng.randint(1, 3), keywords=keywords)
+            return _Arr(
+                items=self.leaf(),
+                min_items=lo if keywords else 0,
+                max_items=lo + rng.randint(1, 3),
+                keywords=keywords,
+            )
         if self.chance("combinators") and rng.random() < 0.5:
             a, b = rng.sample(("string", "integer", "boolean", "null"), 2)
             word = rng.choice(("oneOf", "anyOf"))
@@ -356,8 +372,13 @@ class _Builder:
         if kind == "integer":
             multiple = rng.choice((1, 1, 2, 5, 10)) if keywords else 1
             low = rng.randint(-50, 100) * multiple
-            return _Int(low=low, high=low + multiple * rng.randint(1, 200), multiple=multiple,
-                        exclusive=keywords and rng.random() < 0.3, keywords=keywords)
+            return _Int(
+                low=low,
+                high=low + multiple * rng.randint(1, 200),
+                multiple=multiple,
+                exclusive=keywords and rng.random() < 0.3,
+                keywords=keywords,
+            )
         if kind == "number":
             low = float(rng.randint(-100, 100))
             step = rng.choice((0.0, 0.5, 0.25)) if keywords else 0.0
@@ -375,11 +396,22 @@ class _Builder:
         fmt = rng.choice((*CHECKED_FORMATS, "email", "uri"))
         pieces: tuple = ()
         if fmt == "email":
-            pieces = (("cls", "[a-z]", 2, 8), ("lit", "@", 1, 1), ("cls", "[a-z]", 3, 8), ("lit", ".", 1, 1),
-                      ("alt", TLDS, 1, 1))
+            pieces = (
+                ("cls", "[a-z]", 2, 8),
+                ("lit", "@", 1, 1),
+                ("cls", "[a-z]", 3, 8),
+                ("lit", ".", 1, 1),
+                ("alt", TLDS, 1, 1),
+            )
         elif fmt == "uri":
-            pieces = (("lit", "https://", 1, 1), ("cls", "[a-z]", 3, 10), ("lit", ".", 1, 1), ("alt", TLDS, 1, 1),
-                      ("lit", "/", 1, 1), ("cls", "[a-f0-9]", 1, 8))
+            pieces = (
+                ("lit", "https://", 1, 1),
+                ("cls", "[a-z]", 3, 10),
+                ("lit", ".", 1, 1),
+                ("alt", TLDS, 1, 1),
+                ("lit", "/", 1, 1),
+                ("cls", "[a-f0-9]", 1, 8),
+            )
         return _Str(kind="format", fmt=fmt, pieces=pieces)
 
 

@@ -46,8 +46,10 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(isolate=os.environ.get("TASKFORGE_SQL_ISOLATE", "1") != "0",
-                   memo_size=int(os.environ.get("TASKFORGE_SQL_MEMO", "256")))
+        return cls(
+            isolate=os.environ.get("TASKFORGE_SQL_ISOLATE", "1") != "0",
+            memo_size=int(os.environ.get("TASKFORGE_SQL_MEMO", "256")),
+        )
 
 
 settings = Settings.from_env()
@@ -88,9 +90,18 @@ class SQL(Generator):
 
     def difficulty(self, params: dict[str, Any]) -> float:
         p = params
-        return (1.0 * (p["joins"] - 1) + 0.5 * p["predicates"] + 1.0 * p["aggregate"] + 0.5 * p["order"]
-                + 1.5 * p["subquery"] + 1.5 * p["window"] + 1.5 * p["set_op"] + 0.5 * p["distinct"]
-                + 0.1 * p["tables"] + 0.002 * p["rows"])
+        return (
+            1.0 * (p["joins"] - 1)
+            + 0.5 * p["predicates"]
+            + 1.0 * p["aggregate"]
+            + 0.5 * p["order"]
+            + 1.5 * p["subquery"]
+            + 1.5 * p["window"]
+            + 1.5 * p["set_op"]
+            + 0.5 * p["distinct"]
+            + 0.1 * p["tables"]
+            + 0.002 * p["rows"]
+        )
 
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         schema = draw_schema(rng, params["tables"], params["rows"])
@@ -113,7 +124,12 @@ class SQL(Generator):
                 results: list[list[tuple]] = []
                 for i in range(len(seeds)):  # instance 0 first: most degenerate draws stop there
                     r = runner.run(i, gold)
-                    if r is None or not r or len(r) > params["max_rows"] or all(v is None for row in r for v in row):
+                    if (
+                        r is None
+                        or not r
+                        or len(r) > params["max_rows"]
+                        or all(v is None for row in r for v in row)
+                    ):
                         break
                     results.append(r)
                 if len(results) < len(seeds):
@@ -151,8 +167,16 @@ class SQL(Generator):
     def _fill_having(q: Query, runner: GoldRunner, rng: random.Random) -> bool:
         """Pick a HAVING threshold from the first instance's group values, so some groups pass."""
         agg_sql, agg_en = q.having
-        probe = Query(**{**q.__dict__, "select": [(agg_sql, "")], "having": None, "set_op": None,
-                         "order": [], "limit": None})
+        probe = Query(
+            **{
+                **q.__dict__,
+                "select": [(agg_sql, "")],
+                "having": None,
+                "set_op": None,
+                "order": [],
+                "limit": None,
+            }
+        )
         values = runner.run(0, probe.to_sql())
         present = sorted({float(v[0]) for v in values or [] if v[0] is not None})
         if len(present) < 2:
@@ -161,7 +185,6 @@ class SQL(Generator):
         text = f"{cut:.2f}".rstrip("0").rstrip(".")
         q.having = (f"{agg_sql} > {text}", f"{agg_en} is greater than {text}")
         return True
-
 
     # ---- verification ------------------------------------------------------------------------
     def verify(self, task: Task, response: str) -> Verdict:
@@ -200,10 +223,13 @@ class SQL(Generator):
 
     def corrupt_answer(self, task: Task, rng: random.Random) -> str | None:
         # Both are wrong whatever the data: gold results are never empty, and the width must match.
-        wrong = rng.choice([f"SELECT * FROM ({task.answer}) AS q WHERE FALSE",
-                            f"SELECT *, 1 AS extra FROM ({task.answer}) AS q"])
+        wrong = rng.choice(
+            [
+                f"SELECT * FROM ({task.answer}) AS q WHERE FALSE",
+                f"SELECT *, 1 AS extra FROM ({task.answer}) AS q",
+            ]
+        )
         return f"```sql\n{wrong}\n```"
-
 
 
 __all__ = ["SQL", "WORKER", "Settings", "build_rows", "fingerprint", "instances", "settings", "task_key"]

@@ -23,7 +23,9 @@ BUILDER_VERSION = 1  # bump when build_rows changes; verify refuses a record bui
 EPOCH = dt.date(2020, 1, 1).toordinal()
 
 # ---- the catalog: eight tables of a small retail company, connected by foreign keys ----------------
+# fmt: off
 CITIES = ["Oslo", "Lima", "Pune", "Kyoto", "Accra", "Quito", "Perth", "Turin", "Dakar", "Leeds", "Cork", "Graz"]
+# fmt: on
 COUNTRIES = ["Norway", "Peru", "India", "Japan", "Ghana", "Ecuador", "Australia", "Italy"]
 PEOPLE = ["Ada", "Ben", "Chen", "Dana", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo", "Kai", "Lea", "Mo", "Nia"]
 PRODUCTS = ["Lamp", "Desk", "Chair", "Mug", "Kettle", "Rug", "Clock", "Vase", "Shelf", "Stool", "Fan", "Tray"]
@@ -34,29 +36,110 @@ CARRIERS = ["DHL", "UPS", "FedEx", "Posten", "Aramex"]
 # column: (name, kind, arg) with kind pk | fk (arg: parent) | int/dec (arg: range; dec in cents) |
 # text (arg: vocabulary) | date | bool. Size: rows relative to the `rows` knob.
 CATALOG: dict[str, tuple[float, list[tuple[str, str, Any]]]] = {
-    "regions": (0.3, [("id", "pk", None), ("name", "text", CITIES), ("country", "text", COUNTRIES),
-                      ("population", "int", (50, 5000))]),
-    "customers": (1.0, [("id", "pk", None), ("name", "text", PEOPLE), ("region_id", "fk", "regions"),
-                        ("signup_date", "date", None), ("is_member", "bool", None),
-                        ("credit_limit", "dec", (100_00, 5000_00))]),
-    "employees": (0.6, [("id", "pk", None), ("name", "text", PEOPLE), ("region_id", "fk", "regions"),
-                        ("hire_date", "date", None), ("salary", "dec", (30000_00, 120000_00)),
-                        ("is_manager", "bool", None)]),
-    "products": (0.8, [("id", "pk", None), ("name", "text", PRODUCTS), ("category", "text", CATEGORIES),
-                       ("price", "dec", (1_00, 500_00)), ("stock", "int", (0, 300)), ("discontinued", "bool", None)]),
-    "orders": (1.5, [("id", "pk", None), ("customer_id", "fk", "customers"), ("employee_id", "fk", "employees"),
-                     ("order_date", "date", None), ("status", "text", STATUSES), ("shipping_cost", "dec", (0, 50_00))]),
-    "order_items": (2.5, [("id", "pk", None), ("order_id", "fk", "orders"), ("product_id", "fk", "products"),
-                          ("quantity", "int", (1, 20)), ("unit_price", "dec", (1_00, 500_00))]),
-    "reviews": (1.5, [("id", "pk", None), ("product_id", "fk", "products"), ("customer_id", "fk", "customers"),
-                      ("rating", "int", (1, 5)), ("review_date", "date", None), ("verified", "bool", None)]),
-    "shipments": (1.2, [("id", "pk", None), ("order_id", "fk", "orders"), ("carrier", "text", CARRIERS),
-                        ("shipped_date", "date", None), ("weight_kg", "dec", (10, 5000)), ("delivered", "bool", None)]),
+    "regions": (
+        0.3,
+        [
+            ("id", "pk", None),
+            ("name", "text", CITIES),
+            ("country", "text", COUNTRIES),
+            ("population", "int", (50, 5000)),
+        ],
+    ),
+    "customers": (
+        1.0,
+        [
+            ("id", "pk", None),
+            ("name", "text", PEOPLE),
+            ("region_id", "fk", "regions"),
+            ("signup_date", "date", None),
+            ("is_member", "bool", None),
+            ("credit_limit", "dec", (100_00, 5000_00)),
+        ],
+    ),
+    "employees": (
+        0.6,
+        [
+            ("id", "pk", None),
+            ("name", "text", PEOPLE),
+            ("region_id", "fk", "regions"),
+            ("hire_date", "date", None),
+            ("salary", "dec", (30000_00, 120000_00)),
+            ("is_manager", "bool", None),
+        ],
+    ),
+    "products": (
+        0.8,
+        [
+            ("id", "pk", None),
+            ("name", "text", PRODUCTS),
+            ("category", "text", CATEGORIES),
+            ("price", "dec", (1_00, 500_00)),
+            ("stock", "int", (0, 300)),
+            ("discontinued", "bool", None),
+        ],
+    ),
+    "orders": (
+        1.5,
+        [
+            ("id", "pk", None),
+            ("customer_id", "fk", "customers"),
+            ("employee_id", "fk", "employees"),
+            ("order_date", "date", None),
+            ("status", "text", STATUSES),
+            ("shipping_cost", "dec", (0, 50_00)),
+        ],
+    ),
+    "order_items": (
+        2.5,
+        [
+            ("id", "pk", None),
+            ("order_id", "fk", "orders"),
+            ("product_id", "fk", "products"),
+            ("quantity", "int", (1, 20)),
+            ("unit_price", "dec", (1_00, 500_00)),
+        ],
+    ),
+    "reviews": (
+        1.5,
+        [
+            ("id", "pk", None),
+            ("product_id", "fk", "products"),
+            ("customer_id", "fk", "customers"),
+            ("rating", "int", (1, 5)),
+            ("review_date", "date", None),
+            ("verified", "bool", None),
+        ],
+    ),
+    "shipments": (
+        1.2,
+        [
+            ("id", "pk", None),
+            ("order_id", "fk", "orders"),
+            ("carrier", "text", CARRIERS),
+            ("shipped_date", "date", None),
+            ("weight_kg", "dec", (10, 5000)),
+            ("delivered", "bool", None),
+        ],
+    ),
 }
-SQL_TYPES = {"pk": "INTEGER", "fk": "INTEGER", "int": "INTEGER", "dec": "DECIMAL(10,2)", "text": "VARCHAR",
-             "date": "DATE", "bool": "BOOLEAN"}
-ARROW_TYPES = {"pk": pa.int32(), "fk": pa.int32(), "int": pa.int32(), "dec": pa.decimal128(10, 2),
-               "text": pa.string(), "date": pa.date32(), "bool": pa.bool_()}
+SQL_TYPES = {
+    "pk": "INTEGER",
+    "fk": "INTEGER",
+    "int": "INTEGER",
+    "dec": "DECIMAL(10,2)",
+    "text": "VARCHAR",
+    "date": "DATE",
+    "bool": "BOOLEAN",
+}
+ARROW_TYPES = {
+    "pk": pa.int32(),
+    "fk": pa.int32(),
+    "int": pa.int32(),
+    "dec": pa.decimal128(10, 2),
+    "text": pa.string(),
+    "date": pa.date32(),
+    "bool": pa.bool_(),
+}
 
 
 def draw_schema(rng: random.Random, n_tables: int, rows: int) -> list[dict[str, Any]]:
@@ -64,8 +147,13 @@ def draw_schema(rng: random.Random, n_tables: int, rows: int) -> list[dict[str, 
     edges = {t: {c[2] for c in cols if c[1] == "fk"} for t, (_, cols) in CATALOG.items()}
     chosen = [rng.choice(sorted(CATALOG))]
     while len(chosen) < n_tables:
-        frontier = sorted({t for t in CATALOG if t not in chosen
-                           and (edges[t] & set(chosen) or any(t in edges[c] for c in chosen))})
+        frontier = sorted(
+            {
+                t
+                for t in CATALOG
+                if t not in chosen and (edges[t] & set(chosen) or any(t in edges[c] for c in chosen))
+            }
+        )
         chosen.append(rng.choice(frontier))
     # Parents before children, so the DDL's REFERENCES and the inserts are in a valid order.
     order = [t for t in CATALOG if t in chosen]
@@ -185,4 +273,3 @@ class GoldRunner:
     def close(self) -> None:
         for cur in self.cursors:
             cur.close()
-

@@ -61,8 +61,13 @@ def instances(check: dict[str, Any]) -> Instances:
 
 def _build(check: dict[str, Any], key: str) -> Instances:
     schema, statements = check["schema"], ddl(check["schema"])
-    data = [[(t["name"], stmt, arrow_table(schema, build_rows(schema, seed, t["name"]), t["name"]))
-             for t, stmt in zip(schema, statements, strict=True)] for seed in check["seeds"]]
+    data = [
+        [
+            (t["name"], stmt, arrow_table(schema, build_rows(schema, seed, t["name"]), t["name"]))
+            for t, stmt in zip(schema, statements, strict=True)
+        ]
+        for seed in check["seeds"]
+    ]
     owner, cursors = box.build_locked(data, DATABASES.directory(), key)
     golds: list[list[tuple] | None] = []
     for i, cur in enumerate(cursors):
@@ -107,7 +112,9 @@ def fingerprint(check: dict[str, Any]) -> list[str]:
     for con in instances(check).connections:
         for t in check["schema"]:
             name = t["name"]
-            row = con.execute(f"SELECT count(*), md5(string_agg({name}::VARCHAR, '|' ORDER BY id)) FROM {name}")
+            row = con.execute(
+                f"SELECT count(*), md5(string_agg({name}::VARCHAR, '|' ORDER BY id)) FROM {name}"
+            )
             out.append(repr(row.fetchone()))
     return out
 

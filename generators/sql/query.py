@@ -68,12 +68,17 @@ class Query:
         listing = "; ".join(f"({i}) {c}" for i, c in enumerate(cols, 1))
         if self.set_op:
             right = self.set_op[2]
-            text = (f"Take the distinct values of {cols[0]} from {self.scope_en()}. {self.set_op[1]} "
-                    f"the distinct values of {right.select[0][1]} from {right.scope_en()}. "
-                    "Return one column with the resulting distinct values.")
+            text = (
+                f"Take the distinct values of {cols[0]} from {self.scope_en()}. {self.set_op[1]} "
+                f"the distinct values of {right.select[0][1]} from {right.scope_en()}. "
+                "Return one column with the resulting distinct values."
+            )
         elif self.group:
-            text = (f"Consider {self.scope_en()}. Group them by " + " and ".join(e for _, e in self.group)
-                    + " (a missing value forms its own group)")
+            text = (
+                f"Consider {self.scope_en()}. Group them by "
+                + " and ".join(e for _, e in self.group)
+                + " (a missing value forms its own group)"
+            )
             if self.having:
                 text += f", and keep only groups where {self.having[1]}"
             text += f". For each group return these columns: {listing}."
@@ -108,12 +113,19 @@ class QueryBuilder:
         self.spec = {t["name"]: t for t in schema}
 
     def cols(self, table: str, kinds: str) -> list[Col]:
-        return [Col(table, c["name"], c["kind"]) for c in self.spec[table]["columns"] if c["kind"] in kinds.split()]
+        return [
+            Col(table, c["name"], c["kind"])
+            for c in self.spec[table]["columns"]
+            if c["kind"] in kinds.split()
+        ]
 
     def neighbours(self, table: str) -> list[tuple[str, str]]:
         """(other table, join condition) along foreign keys in both directions."""
-        out = [(c["ref"], f"{table}.{c['name']} = {c['ref']}.id")
-               for c in self.spec[table]["columns"] if c["kind"] == "fk"]
+        out = [
+            (c["ref"], f"{table}.{c['name']} = {c['ref']}.id")
+            for c in self.spec[table]["columns"]
+            if c["kind"] == "fk"
+        ]
         for t in self.spec:
             for c in self.spec[t]["columns"]:
                 if c["kind"] == "fk" and c["ref"] == table:
@@ -126,9 +138,13 @@ class QueryBuilder:
         present = [v for v in self.data(col.table)[col.name] if v is not None]
         if not present or rng.random() < 0.1:
             neg = rng.random() < 0.5
-            return (f"{col.sql} IS {'NOT ' if neg else ''}NULL",
-                    f"{col.sql} is {'known (not NULL)' if neg else 'missing (NULL)'}")
-        op, word = rng.choice([(">", "greater than"), ("<", "less than"), (">=", "at least"), ("<=", "at most")])
+            return (
+                f"{col.sql} IS {'NOT ' if neg else ''}NULL",
+                f"{col.sql} is {'known (not NULL)' if neg else 'missing (NULL)'}",
+            )
+        op, word = rng.choice(
+            [(">", "greater than"), ("<", "less than"), (">=", "at least"), ("<=", "at most")]
+        )
         if col.kind in ("int", "dec", "date"):
             # A literal that keeps roughly 40 to 90% of the rows, so a few predicates rarely empty the result.
             ranked = sorted(present)
@@ -147,8 +163,10 @@ class QueryBuilder:
                 return f"{col.sql} <> {lit}", f"{col.sql} is known and different from {en}"
             others = sorted({x for x in present if x != v})[:2]
             items = [v, *others]
-            return (f"{col.sql} IN ({', '.join(literal('text', x)[0] for x in items)})",
-                    f"{col.sql} is one of {', '.join(literal('text', x)[1] for x in items)}")
+            return (
+                f"{col.sql} IN ({', '.join(literal('text', x)[0] for x in items)})",
+                f"{col.sql} is one of {', '.join(literal('text', x)[1] for x in items)}",
+            )
         if col.kind == "date":
             word = {">": "after", "<": "before", ">=": "on or after", "<=": "on or before"}[op]
         return f"{col.sql} {op} {lit}", f"{col.sql} is {word} {en}"
@@ -159,15 +177,22 @@ class QueryBuilder:
         if depth <= 0:
             return self.atom(rng.choice(self.cols(table, "int dec text date bool")))
         parents = [(c["ref"], c["name"]) for c in self.spec[table]["columns"] if c["kind"] == "fk"]
-        children = [(t, c["name"]) for t in self.spec for c in self.spec[t]["columns"]
-                    if c["kind"] == "fk" and c["ref"] == table]
+        children = [
+            (t, c["name"])
+            for t in self.spec
+            for c in self.spec[t]["columns"]
+            if c["kind"] == "fk" and c["ref"] == table
+        ]
         numeric = self.cols(table, "int dec")
         forms = ["avg"] * bool(numeric) + ["in"] * bool(parents) + ["exists"] * bool(children)
         form = rng.choice(forms)
         if form == "avg":
             col = rng.choice(numeric)
             op, word = rng.choice([(">", "greater than"), ("<", "less than")])
-            inner_sql, inner_en = f"SELECT AVG({col.name}) FROM {table}", f"the average {col.sql} over all {table}"
+            inner_sql, inner_en = (
+                f"SELECT AVG({col.name}) FROM {table}",
+                f"the average {col.sql} over all {table}",
+            )
             if depth > 1:
                 p_sql, p_en = self.predicate(table, depth - 1)
                 inner_sql += f" WHERE {p_sql}"
@@ -176,14 +201,18 @@ class QueryBuilder:
         if form == "in":
             parent, fk = rng.choice(parents)
             p_sql, p_en = self.predicate(parent, depth - 1)
-            return (f"{table}.{fk} IN (SELECT id FROM {parent} WHERE {p_sql})",
-                    f"{table}.{fk} refers to a {parent} row (by id) where {p_en}")
+            return (
+                f"{table}.{fk} IN (SELECT id FROM {parent} WHERE {p_sql})",
+                f"{table}.{fk} refers to a {parent} row (by id) where {p_en}",
+            )
         child, fk = rng.choice(children)
         p_sql, p_en = self.predicate(child, depth - 1)
         neg = rng.random() < 0.4
-        return (f"{'NOT ' if neg else ''}EXISTS (SELECT 1 FROM {child} WHERE {child}.{fk} = {table}.id AND {p_sql})",
-                f"there is {'no' if neg else 'at least one'} {child} row with {child}.{fk} equal to this "
-                f"{table}.id and where {p_en}")
+        return (
+            f"{'NOT ' if neg else ''}EXISTS (SELECT 1 FROM {child} WHERE {child}.{fk} = {table}.id AND {p_sql})",
+            f"there is {'no' if neg else 'at least one'} {child} row with {child}.{fk} equal to this "
+            f"{table}.id and where {p_en}",
+        )
 
     def draw(self, p: dict[str, Any]) -> Query:
         rng = self.rng
@@ -229,8 +258,13 @@ class QueryBuilder:
         right = Query(tables=list(q.tables), joins=list(q.joins))
         right.select = [(col.sql, col.sql)]
         right.where = [self.predicate(rng.choice(right.tables), 0) for _ in range(max(1, p["predicates"]))]
-        op, en = rng.choice([("UNION", "Add to them"), ("INTERSECT", "Keep only those that are also among"),
-                             ("EXCEPT", "Remove from them")])
+        op, en = rng.choice(
+            [
+                ("UNION", "Add to them"),
+                ("INTERSECT", "Keep only those that are also among"),
+                ("EXCEPT", "Remove from them"),
+            ]
+        )
         q.set_op = (op, en, right)
 
     def _aggregate(self, q: Query, p: dict[str, Any]) -> None:
@@ -241,8 +275,9 @@ class QueryBuilder:
         numeric = [c for t in q.tables for c in self.cols(t, "int dec")]
         aggs = [("COUNT(*)", "the number of rows")]
         for c in rng.sample(numeric, min(len(numeric), rng.randint(1, 2))):
-            fn, en = rng.choice([("SUM", "the sum"), ("AVG", "the average"), ("MIN", "the minimum"),
-                                 ("MAX", "the maximum")])
+            fn, en = rng.choice(
+                [("SUM", "the sum"), ("AVG", "the average"), ("MIN", "the minimum"), ("MAX", "the maximum")]
+            )
             aggs.append((f"{fn}({c.sql})", f"{en} of {c.sql} (ignoring missing values)"))
         if p["distinct"]:
             c = rng.choice([c for t in q.tables for c in self.cols(t, "text date int dec")])
@@ -252,9 +287,13 @@ class QueryBuilder:
         q.select = [(key.sql, key.sql), *aggs]
         if p["window"]:
             agg_sql, agg_en = aggs[0]
-            q.select.append((f"RANK() OVER (ORDER BY {agg_sql} DESC NULLS LAST)",
-                             f"the rank of the group by {agg_en}, highest first, missing last, ties sharing a "
-                             "rank with gaps after them (RANK)"))
+            q.select.append(
+                (
+                    f"RANK() OVER (ORDER BY {agg_sql} DESC NULLS LAST)",
+                    f"the rank of the group by {agg_en}, highest first, missing last, ties sharing a "
+                    "rank with gaps after them (RANK)",
+                )
+            )
         if p["aggregate"] >= 2:
             agg_sql, agg_en = rng.choice(aggs)
             q.having = (agg_sql, agg_en)  # the threshold is filled in from the data (see _fill_having)
@@ -275,7 +314,8 @@ class QueryBuilder:
         if x.kind != "date" and rng.random() < 0.4:
             win = (f"SUM({x.sql}) OVER ({over.strip()})", f"the sum of {x.sql} {over_en}")
         else:
-            win = (f"RANK() OVER ({over}ORDER BY {x.sql} DESC NULLS LAST)",
-                   f"the rank of {x.sql} {over_en} (RANK: largest first, missing last, ties share a rank)")
+            win = (
+                f"RANK() OVER ({over}ORDER BY {x.sql} DESC NULLS LAST)",
+                f"the rank of {x.sql} {over_en} (RANK: largest first, missing last, ties share a rank)",
+            )
         q.select = [*head, win]
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -69,8 +70,7 @@ def test_hardcoded_first_instance_fails_on_the_second() -> None:
         cheat = f"SELECT * FROM (VALUES {rows}) AS v({names})"
         if task.check["order_keys"]:
             cheat += " ORDER BY " + ", ".join(
-                f"c{k} {'DESC' if d else 'ASC'} NULLS LAST"
-                for k, d in _order_dirs(task)
+                f"c{k} {'DESC' if d else 'ASC'} NULLS LAST" for k, d in _order_dirs(task)
             )
         verdict = GEN.safe_verify(task, fenced(cheat))
         assert not verdict.passed and verdict.details.get("instance", 0) >= 1, (verdict, task.answer)
@@ -107,8 +107,11 @@ def _sort_keys_vary(task: Task) -> bool:
 
 
 def test_order_matters_only_when_gold_orders() -> None:
-    ordered = next(t for t in tasks(1, n=12) if t.check["order_keys"] and " LIMIT " not in t.answer
-                   and _sort_keys_vary(t))
+    ordered = next(
+        t
+        for t in tasks(1, n=12)
+        if t.check["order_keys"] and " LIMIT " not in t.answer and _sort_keys_vary(t)
+    )
     # Same rows with the sort keys in the reverse order fail on an ordered task...
     flipped = ", ".join(f"{k + 1} {'ASC' if d else 'DESC'} NULLS FIRST" for k, d in _order_dirs(ordered))
     inner = ordered.answer.rsplit(" ORDER BY ", 1)[0]
@@ -123,7 +126,7 @@ def test_order_matters_only_when_gold_orders() -> None:
 def test_columns_compared_by_position() -> None:
     task = next(t for t in tasks(2, n=8) if len(t.answer.split(" FROM ")[0].split(",")) >= 2)
     select, rest = task.answer.split(" FROM ", 1)
-    cols = [c.strip() for c in select[len("SELECT "):].split(", ")]
+    cols = [c.strip() for c in select[len("SELECT ") :].split(", ")]
     if len(cols) >= 2 and "(" not in cols[0] and "(" not in cols[1] or len(cols) >= 2:
         swapped = "SELECT " + ", ".join([cols[1], cols[0], *cols[2:]]) + " FROM " + rest
         assert not GEN.safe_verify(task, fenced(swapped)).passed
@@ -175,6 +178,29 @@ def test_build_rows_is_pure() -> None:
     # NULLs appear where the schema gives a column a null rate, and only there.
     nullable = {(t["name"], c["name"]) for t in schema for c in t["columns"] if c.get("null", 0) > 0}
     assert len(nullable) >= 3, schema
-    with_nulls = {(t["name"], name) for t, rows in zip(schema, first, strict=True)
-                  for name, values in rows.items() if None in values}
+    with_nulls = {
+        (t["name"], name)
+        for t, rows in zip(schema, first, strict=True)
+        for name, values in rows.items()
+        if None in values
+    }
     assert with_nulls and with_nulls <= nullable, (with_nulls, nullable)
+
+
+def test_threads_get_the_serial_verdicts() -> None:
+    """The trainer verifies on threads: the shared memo and worker must give each thread its own verdict."""
+    pool = tasks(0, n=3)
+    responses = [
+        (t, response)
+        for i, t in enumerate(pool)
+        for response in (
+            fenced(f"{t.answer} -- {i}"),
+            GEN.corrupt_answer(t, random.Random(i)),
+            fenced("SELECT 1"),
+        )
+    ]
+    serial = [GEN.safe_verify(t, r).to_dict() for t, r in responses]
+    assert [v["passed"] for v in serial] == [True, False, False] * len(pool)
+    with ThreadPoolExecutor(4) as ex:
+        threaded = list(ex.map(lambda pair: GEN.safe_verify(*pair).to_dict(), responses * 4))
+    assert threaded == serial * 4

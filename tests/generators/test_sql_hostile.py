@@ -37,37 +37,37 @@ def fenced(sql: str) -> str:
 
 
 WRITE_ATTACKS = [  # templates: {table} a table of the task, {target} a file, {tmp} a folder
-        "SELECT 1; DROP TABLE {table}",
-        "SELECT * FROM {table}; DELETE FROM {table}",
-        "WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
-        "WITH d AS (UPDATE {table} SET id = id + 1000 RETURNING *) SELECT * FROM d",
-        "WITH d AS (INSERT INTO {table} (id) VALUES (99999) RETURNING *) SELECT * FROM d",
-        "DELETE FROM {table}",
-        "UPDATE {table} SET id = 0",
-        "INSERT INTO {table} (id) VALUES (424242)",
-        "DROP TABLE {table}",
-        "CREATE TABLE pwn AS SELECT * FROM {table}",
-        "CREATE TEMP TABLE {table} AS SELECT 1 AS id",  # would shadow the real table for later samples
-        "CREATE MACRO {table}_m() AS 1",
-        "ALTER TABLE {table} RENAME TO gone",
-        "COPY {table} TO '{target}'",
-        "COPY (SELECT 42) TO '{target}' (FORMAT csv)",
-        "EXPORT DATABASE '{tmp}/dump'",
-        "ATTACH '{tmp}/other.duckdb' AS other",
-        "DETACH memory",
-        "INSTALL httpfs",
-        "LOAD httpfs",
-        "PRAGMA enable_profiling",
-        "PRAGMA database_list",
-        "SET threads = 8",
-        "SET enable_external_access = true",
-        "RESET lock_configuration",
-        "CALL pragma_version()",
-        "CHECKPOINT",
-        "EXPLAIN SELECT 1",
-        "USE memory",
-        "BEGIN TRANSACTION",
-        "VACUUM",
+    "SELECT 1; DROP TABLE {table}",
+    "SELECT * FROM {table}; DELETE FROM {table}",
+    "WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
+    "WITH d AS (UPDATE {table} SET id = id + 1000 RETURNING *) SELECT * FROM d",
+    "WITH d AS (INSERT INTO {table} (id) VALUES (99999) RETURNING *) SELECT * FROM d",
+    "DELETE FROM {table}",
+    "UPDATE {table} SET id = 0",
+    "INSERT INTO {table} (id) VALUES (424242)",
+    "DROP TABLE {table}",
+    "CREATE TABLE pwn AS SELECT * FROM {table}",
+    "CREATE TEMP TABLE {table} AS SELECT 1 AS id",  # would shadow the real table for later samples
+    "CREATE MACRO {table}_m() AS 1",
+    "ALTER TABLE {table} RENAME TO gone",
+    "COPY {table} TO '{target}'",
+    "COPY (SELECT 42) TO '{target}' (FORMAT csv)",
+    "EXPORT DATABASE '{tmp}/dump'",
+    "ATTACH '{tmp}/other.duckdb' AS other",
+    "DETACH memory",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "PRAGMA enable_profiling",
+    "PRAGMA database_list",
+    "SET threads = 8",
+    "SET enable_external_access = true",
+    "RESET lock_configuration",
+    "CALL pragma_version()",
+    "CHECKPOINT",
+    "EXPLAIN SELECT 1",
+    "USE memory",
+    "BEGIN TRANSACTION",
+    "VACUUM",
 ]
 
 
@@ -87,8 +87,10 @@ def test_the_read_only_database_is_the_real_guard(task: Task) -> None:
     table = task.check["schema"][0]["name"]
     before = judge.fingerprint(task.check)
     con = judge.instances(task.check).connections[0]
-    for sql in (f"WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
-                f"WITH d AS (UPDATE {table} SET id = -id RETURNING id) SELECT * FROM d"):
+    for sql in (
+        f"WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
+        f"WITH d AS (UPDATE {table} SET id = -id RETURNING id) SELECT * FROM d",
+    ):
         out = box.run_query(con, sql, timeout_s=2, max_rows=10)
         assert out.reason == "rejected" and "read-only" in out.error, out
     assert judge.fingerprint(task.check) == before
@@ -187,8 +189,10 @@ def test_memory_bomb_stays_in_the_worker(task: Task) -> None:
 
 
 def test_huge_strings(task: Task) -> None:
-    for sql in ("SELECT string_agg(md5(a.id::VARCHAR || b.id::VARCHAR || c.id::VARCHAR), '') FROM "
-                + ", ".join(f"{task.check['schema'][0]['name']} AS {x}" for x in "abc"),):
+    for sql in (
+        "SELECT string_agg(md5(a.id::VARCHAR || b.id::VARCHAR || c.id::VARCHAR), '') FROM "
+        + ", ".join(f"{task.check['schema'][0]['name']} AS {x}" for x in "abc"),
+    ):
         verdict = GEN.safe_verify(task, fenced(sql))
         assert not verdict.passed and verdict.reason in ("wrong", "timeout"), (sql, verdict)
     # A 50 MB response and a 1 MB query are refused before DuckDB sees them.
@@ -201,9 +205,21 @@ def test_huge_strings(task: Task) -> None:
 def test_garbage_never_raises(task: Task) -> None:
     rng = random.Random(7)
     samples: list[object] = [
-        None, 42, b"SELECT 1", "", "```sql", "```sql\n", "```\n```", "<answer></answer>", "<answer>;;;</answer>",
-        fenced(";"), fenced("-- only a comment"), fenced("/* unterminated"), fenced("SELECT '\x00'"),
-        fenced("SELECT 'ünïcödé ☃', '\ud800'"), fenced("SELECT (((((((((((1)))))))))))"),
+        None,
+        42,
+        b"SELECT 1",
+        "",
+        "```sql",
+        "```sql\n",
+        "```\n```",
+        "<answer></answer>",
+        "<answer>;;;</answer>",
+        fenced(";"),
+        fenced("-- only a comment"),
+        fenced("/* unterminated"),
+        fenced("SELECT '\x00'"),
+        fenced("SELECT 'ünïcödé ☃', '\ud800'"),
+        fenced("SELECT (((((((((((1)))))))))))"),
         fenced("SELECT " + "(" * 5000 + "1" + ")" * 5000),
     ]
     alphabet = "SELECT FROM WHERE ();,'\"`*\\\n\t-/"
@@ -213,15 +229,21 @@ def test_garbage_never_raises(task: Task) -> None:
     for response in samples:
         verdict = GEN.safe_verify(task, response)  # type: ignore[arg-type]
         assert not verdict.passed
-        assert verdict.reason in ("no_answer", "malformed", "rejected", "wrong", "timeout"), (response, verdict)
+        assert verdict.reason in ("no_answer", "malformed", "rejected", "wrong", "timeout"), (
+            response,
+            verdict,
+        )
     assert fingerprint(task) == before
 
 
 def test_settings_stay_locked(task: Task) -> None:
     con = judge.instances(task.check).connections[0]
-    settings = dict(con.execute(
-        "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration',"
-        " 'threads', 'autoload_known_extensions', 'autoinstall_known_extensions', 'access_mode')").fetchall())
+    settings = dict(
+        con.execute(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration',"
+            " 'threads', 'autoload_known_extensions', 'autoinstall_known_extensions', 'access_mode')"
+        ).fetchall()
+    )
     assert settings["enable_external_access"] == "false"
     assert settings["lock_configuration"] == "true"
     assert settings["threads"] == "1"
