@@ -5,8 +5,13 @@ import pytest
 import taskforge
 from taskforge.conformance import check_generator
 
+# SQL builds databases and code runs the sandbox at every level: over ten seconds each on 2 cores.
+SLOW_FAMILIES = {"sql", "code"}
 
-@pytest.mark.parametrize("family", taskforge.families())
+
+@pytest.mark.parametrize(
+    "family", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in taskforge.families()]
+)
 def test_family_passes_conformance(family):
     report = check_generator(family, samples=3)
     assert report.ok, [(r.name, r.detail) for r in report.failures()]

@@ -5,9 +5,10 @@ import pytest
 
 import taskforge
 from taskforge.extract import extract_answer, extract_block, extract_fenced
-from taskforge.generator import Generator, Knob, KnobError, split_owns
+from taskforge.generator import Knob, KnobError, split_owns
 from taskforge.seeding import item_seed
 from taskforge.task import Task, Verdict
+from tests.stubs import StubGenerator
 
 
 def test_task_json_round_trip_is_exact():
@@ -123,12 +124,8 @@ def test_unknown_family_lists_the_valid_ones():
         taskforge.get_generator("nope")
 
 
-class _Raising(Generator):
+class _Raising(StubGenerator):
     family = "raising-test"
-    levels = ({},)
-
-    def difficulty(self, params):
-        return 0.0
 
     def generate(self, params, rng: random.Random):
         return self.make_task(params, prompt="p", answer="a", check={})
