@@ -163,3 +163,34 @@ def test_extract_block_prefers_the_fence_then_the_answer():
     assert extract_block("<answer> SELECT 4 </answer>", "sql") == "SELECT 4"
     assert extract_block("```sql\n  \n```", "sql") is None
     assert extract_block(None, "sql") is None  # type: ignore[arg-type]
+
+
+def test_the_generator_contract_examples_run():
+    import doctest
+
+    import taskforge.generator
+
+    result = doctest.testmod(taskforge.generator)
+    assert result.attempted >= 4 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    "family, params, message",
+    [
+        ("sat", {"n": 4, "k": 3}, "k >= n"),
+        ("sat", {"k": 30, "format": "letters"}, "letters"),
+        ("sql", {"tables": 2, "joins": 3}, "tables >= joins"),
+        ("arithmetic", {"min_carries": 5, "max_carries": 2}, "exceeds max_carries"),
+        ("arithmetic", {"digits": 1, "digits_b": 1, "min_carries": 50}, "at most 4 carries"),
+    ],
+)
+def test_cross_knob_rules_are_refused_by_resolve_params(family, params, message):
+    from taskforge.io import DatasetSpec
+
+    cls = taskforge.generator_class(family)
+    with pytest.raises(KnobError, match=message):
+        cls.resolve_params(None, params)
+    with pytest.raises(KnobError, match=message):  # a dataset fails before anything is written
+        DatasetSpec(n=1, family=family, params=params).validate()
+    for level in range(len(cls.levels)):  # the ladder itself obeys the rules
+        cls.check_params(cls.resolve_params(level))
