@@ -82,11 +82,21 @@ def generate(
     spec = DatasetSpec(
         n=n, family=family, mix=parse_mix(mix), level=level, params=parse_params(param), seed=seed, split=split
     )
-    spec.validate()
     try:
-        with progress_bar() as bar:
-            job = bar.add_task(f"generate {family or mix}", total=n)
-            written = write_dataset(spec, out, workers=workers, resume=resume, progress=lambda k: bar.advance(job, k))
+        spec.validate()
+        bar, jobs = progress_bar(), []  # the bar starts with the first rows, not before a refusal
+
+        def advance(k: int) -> None:
+            if not jobs:
+                bar.start()
+                jobs.append(bar.add_task(f"generate {family or mix}", total=n))
+            bar.advance(jobs[0], k)
+
+        try:
+            written = write_dataset(spec, out, workers=workers, resume=resume, progress=advance)
+        finally:
+            if jobs:
+                bar.stop()
     except DatasetComplete:
         say(f"{out} is already complete ({n} tasks); nothing to do")
         return
