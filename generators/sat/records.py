@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from taskforge.errors import ConfigError, GenerationError
 from taskforge.generators.sat import SAT
 from taskforge.generators.sat.saturn import (
     SATURN_TEST_LEVELS,
@@ -58,7 +59,7 @@ def level_records(
     # Saturn keeps only distinct (solution, formula) pairs; we keep distinct formulas, within a budget.
     while len(records) < count:
         if index >= 20 * count + 100:
-            raise ValueError(f"level {level} has too few distinct formulas for {count} records")
+            raise GenerationError(f"level {level} has too few distinct formulas for {count} records")
         task = _SAT.sample(params, seed, split, index)
         index += 1
         rec = task_to_record(task, len(records))
@@ -91,7 +92,7 @@ def export_saturn(
     out = Path(out)
     written: list[Path] = []
     if train_levels and per_level <= TEST_TAIL:
-        raise ValueError(f"a training level needs more than {TEST_TAIL} records (Saturn's test tail)")
+        raise ConfigError(f"a training level needs more than {TEST_TAIL} records (Saturn's test tail)")
     for n, k, l in train_levels:
         recs = level_records((n, k, l), per_level, seed=seed, split="train", mode=mode, on_record=on_record)
         folder = out / train_folder(n, k, l, per_level)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from taskforge.errors import SaturnFormatError
 from taskforge.task import Task
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -67,10 +68,6 @@ SATURN_TEST_LEVELS: tuple[tuple[int, int, int], ...] = (
 
 _CLAUSE_RE = re.compile(r"(?:!?[A-Z])+")
 _LITERAL_RE = re.compile(r"(!?)([A-Z])")
-
-
-class SaturnFormatError(ValueError):
-    """A Saturn record or clause text that does not follow Saturn's format."""
 
 
 def saturn_difficulty(n: int, k: int, l: int) -> float:
