@@ -45,6 +45,7 @@ from taskforge.generators.sat.saturn import (
     saturn_difficulty,
     saturn_prompt,
 )
+from taskforge.generators.sat.reward import saturn_reward
 from taskforge.registry import register
 from taskforge.task import Task, Verdict
 
@@ -231,6 +232,8 @@ class SAT(Generator):
         Knob("strict", bool, True, help="false: Saturn's lenient verifier (no length check)"),
     )
     levels = _all_levels()
+    # Saturn's benchmark levels: a saturn curriculum keeps them off its training ladder by default.
+    eval_levels = tuple({"n": n, "k": k, "l": l} for n, k, l in SATURN_TEST_LEVELS)
 
     def difficulty(self, params: dict[str, Any]) -> float:
         return saturn_difficulty(params["n"], params["k"], params["l"])
@@ -381,4 +384,4 @@ class SAT(Generator):
         )
 
 
-__all__ = ["SAT", "count_models", "draw_clauses", "model_count"]
+__all__ = ["SAT", "count_models", "draw_clauses", "model_count", "saturn_reward"]
