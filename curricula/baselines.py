@@ -147,7 +147,9 @@ class Saturn(EmpiricalMixin, Controller):
         elif isinstance(start, list | tuple) and len(start) == len(self.space.names):
             cell = dict(zip(self.space.names, start, strict=True))
         else:
-            raise ValueError(f"saturn start must be a cell, a list of {self.space.names} or an int; got {start!r}")
+            raise ValueError(
+                f"saturn start must be a cell, a list of {self.space.names} or an int; got {start!r}"
+            )
         self.space.index(cell)  # raises a clear error for a cell outside the space
         return cell
 

@@ -242,7 +242,9 @@ def _with_strictness(task: Task, strict: bool) -> Task:
     return Task.from_dict({**task.to_dict(), "check": {**task.check, "strict": strict}})
 
 
-def score_completions(tasks: Sequence[Task], texts: Sequence[str], scoring: str = "strict") -> list[dict[str, Any]]:
+def score_completions(
+    tasks: Sequence[Task], texts: Sequence[str], scoring: str = "strict"
+) -> list[dict[str, Any]]:
     """One {passed, reason, reward} per completion under a scoring mode (SAT tasks only; other families
     use their verifier). `reward` is the training reward: 1/0, or Saturn's 1/0/-1 in saturn mode."""
     if scoring not in SCORINGS:
@@ -364,7 +366,9 @@ def _mean_tokens(rows: Sequence[tuple[int, int, float | None]]) -> float | None:
     return total / len(rows)
 
 
-def saturn_summary(model_name: str, rows: Sequence[tuple[int, int, float | None]], ks: Sequence[int]) -> dict[str, Any]:
+def saturn_summary(
+    model_name: str, rows: Sequence[tuple[int, int, float | None]], ks: Sequence[int]
+) -> dict[str, Any]:
     """Saturn's evaluation_results.json content: model_name, pass@k in order, average_tokens."""
     out: dict[str, Any] = {"model_name": model_name}
     for k in ks:

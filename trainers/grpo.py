@@ -173,7 +173,11 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     log_path = Path(getattr(stream, "log_path", None) or out / "run_log.jsonl")
 
     reward = TaskReward(
-        cfg.group_size, stream.observe, predict_zero_var=predicted_zero_var, workers=cfg.verify_workers, reward=cfg.reward
+        cfg.group_size,
+        stream.observe,
+        predict_zero_var=predicted_zero_var,
+        workers=cfg.verify_workers,
+        reward=cfg.reward,
     )
     reward_funcs: list[Any] = [reward]
     if cfg.format_reward:

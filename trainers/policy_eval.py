@@ -69,9 +69,12 @@ class PolicyEvaluator:
                 for start in range(0, len(tasks), self.batch):
                     chunk = tasks[start : start + self.batch]
                     prompts = [
-                        tok.apply_chat_template(t.messages, tokenize=False, add_generation_prompt=True) for t in chunk
+                        tok.apply_chat_template(t.messages, tokenize=False, add_generation_prompt=True)
+                        for t in chunk
                     ]
-                    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+                    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                        model.device
+                    )
                     gen = model.generate(
                         **enc,
                         do_sample=self.temperature > 0,

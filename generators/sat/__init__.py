@@ -37,6 +37,7 @@ from pysat.solvers import Minisat22
 
 from taskforge.extract import extract_answer
 from taskforge.generator import Generator, Knob, KnobError
+from taskforge.generators.sat.reward import saturn_reward
 from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
@@ -45,7 +46,6 @@ from taskforge.generators.sat.saturn import (
     saturn_difficulty,
     saturn_prompt,
 )
-from taskforge.generators.sat.reward import saturn_reward
 from taskforge.registry import register
 from taskforge.task import Task, Verdict
 

@@ -77,10 +77,14 @@ def eval_cmd(
         "strict", "--scoring", help="SAT scoring: strict (ours) | lenient | saturn (Saturn's reward, exactly)"
     ),
     model_name: str = typer.Option(
-        None, "--model-name", help="name in Saturn's layout <out>/<level>/<name>/ (default: the model folder's name)"
+        None,
+        "--model-name",
+        help="name in Saturn's layout <out>/<level>/<name>/ (default: the model folder's name)",
     ),
     tokenizer: str = typer.Option(
-        None, "--tokenizer", help="tokenizer folder to count tokens as Saturn does (default: the model folder)"
+        None,
+        "--tokenizer",
+        help="tokenizer folder to count tokens as Saturn does (default: the model folder)",
     ),
     rescore: Path = typer.Option(
         None, "--rescore", help="a Saturn results.jsonl (records + completions): score it again, no sampling"
@@ -124,15 +128,23 @@ def eval_cmd(
     console.print(f"completions and results in {output}")
 
 
-def _rescore(path: Path, scoring: str, output: Path, ks: list[int], model_name: str | None, level: str | None,
-             tokenizer: str | None) -> None:
+def _rescore(
+    path: Path,
+    scoring: str,
+    output: Path,
+    ks: list[int],
+    model_name: str | None,
+    level: str | None,
+    tokenizer: str | None,
+) -> None:
     from taskforge.trainers.evaluate import rescore
 
     if tokenizer is not None:
         _need_train_extra()
     try:
-        result = rescore(path, scoring=scoring, output_dir=output, ks=ks, model_name=model_name, level=level,
-                         tokenizer=tokenizer)
+        result = rescore(
+            path, scoring=scoring, output_dir=output, ks=ks, model_name=model_name, level=level, tokenizer=tokenizer
+        )
     except ValueError as exc:
         fail(str(exc))
     _print_table(result, ks, f"pass@k of {path} (scoring {scoring})")

@@ -9,6 +9,7 @@ import pytest
 
 from taskforge.curricula import KnobSpace, TaskStream, make_controller
 from taskforge.generators.sat import SAT
+from taskforge.generators.sat.saturn import SATURN_TEST_LEVELS
 from taskforge.task import Task
 
 
@@ -36,7 +37,7 @@ def test_l_ladder_from_a_start_level_without_benchmark_levels(sat_space) -> None
     ctrl = make_controller("saturn", space=sat_space, start={"n": 3, "k": 5, "l": 13}, move="l")
     # Only l moves; (3,5,20) and (3,5,25) are Saturn's benchmark levels; beyond l=70 no formula exists
     # (C(5,3) * 7 = 70 distinct clauses a planted assignment satisfies).
-    assert cells(ctrl) == [(3, 5, l) for l in (5, 6, 13, 15, 40, 45, 55, 70)]
+    assert cells(ctrl) == [(3, 5, l_) for l_ in (5, 6, 13, 15, 40, 45, 55, 70)]
     assert ctrl.space.cell(ctrl.current) == {"n": 3, "k": 5, "l": 13}
     assert ctrl.propose(2) == [{"n": 3, "k": 5, "l": 13}] * 2
     kept = make_controller("saturn", space=sat_space, start=[3, 5, 13], move="l", holdout=[])
@@ -50,14 +51,20 @@ def test_l_ladder_from_a_start_level_without_benchmark_levels(sat_space) -> None
 def test_default_ladder_keeps_benchmark_levels_off(sat_space) -> None:
     ladder = set(cells(make_controller("saturn", space=sat_space)))
     everything = set(cells(make_controller("saturn", space=sat_space, holdout=[])))
-    assert everything - ladder == {(n, k, l) for n, k, l in [(3, 5, 20), (3, 5, 25), (3, 6, 20), (3, 7, 20),
-                                                              (3, 7, 40), (4, 7, 20), (4, 7, 40), (4, 8, 40),
-                                                              (5, 8, 40), (6, 7, 40)]}
+    assert everything - ladder == set(SATURN_TEST_LEVELS)
 
 
 def test_iteration_cap_stops_advancing(sat_space) -> None:
-    ctrl = make_controller("saturn", space=sat_space, start={"n": 3, "k": 5, "l": 13}, move="l", iterations=2,
-                           check_every=2, eval_size=4, epsilon=0.75)
+    ctrl = make_controller(
+        "saturn",
+        space=sat_space,
+        start={"n": 3, "k": 5, "l": 13},
+        move="l",
+        iterations=2,
+        check_every=2,
+        eval_size=4,
+        epsilon=0.75,
+    )
     for target_l in (13, 15):
         cell = ctrl.space.cell(ctrl.current)
         assert cell["l"] == target_l
@@ -75,8 +82,17 @@ def test_iteration_cap_stops_advancing(sat_space) -> None:
 
 
 def test_estimation_skips_a_level_already_above_epsilon(sat_space) -> None:
-    ctrl = make_controller("saturn", space=sat_space, start={"n": 3, "k": 5, "l": 5}, move="l", estimate=True,
-                           eval_size=3, eval_samples=4, epsilon=0.5, check_every=100)
+    ctrl = make_controller(
+        "saturn",
+        space=sat_space,
+        start={"n": 3, "k": 5, "l": 5},
+        move="l",
+        estimate=True,
+        eval_size=3,
+        eval_samples=4,
+        epsilon=0.5,
+        check_every=100,
+    )
     # On entering: an evaluation before any training, 3 tasks x 4 samples.
     req = ctrl.eval_request()
     assert req == [{"n": 3, "k": 5, "l": 5}] * 3
@@ -88,8 +104,17 @@ def test_estimation_skips_a_level_already_above_epsilon(sat_space) -> None:
     evaluate(ctrl, 0.25)
     assert ctrl.space.cell(ctrl.current)["l"] == 6
     assert ctrl.eval_request() == []  # now training: the next check after check_every prompts
-    restored = make_controller("saturn", space=sat_space, start={"n": 3, "k": 5, "l": 5}, move="l", estimate=True,
-                               eval_size=3, eval_samples=4, epsilon=0.5, check_every=100)
+    restored = make_controller(
+        "saturn",
+        space=sat_space,
+        start={"n": 3, "k": 5, "l": 5},
+        move="l",
+        estimate=True,
+        eval_size=3,
+        eval_samples=4,
+        epsilon=0.5,
+        check_every=100,
+    )
     restored.load_state_dict(json.loads(json.dumps(ctrl.state_dict())))
     assert restored.current == ctrl.current and restored.history == ctrl.history
     assert restored.eval_request() == [] and restored.propose(1) == ctrl.propose(1)
@@ -103,9 +128,20 @@ def test_stream_estimates_before_training_with_n_samples_per_task() -> None:
         assert all(t.split == "val" for t in tasks)
         return [0.0] * len(tasks)
 
-    stream = TaskStream("sat", "saturn", seed=0, batch=2, evaluator=evaluator, controller_settings={
-        "start": {"n": 3, "k": 5, "l": 13}, "move": "l", "estimate": True, "eval_size": 2, "eval_samples": 3,
-    })
+    stream = TaskStream(
+        "sat",
+        "saturn",
+        seed=0,
+        batch=2,
+        evaluator=evaluator,
+        controller_settings={
+            "start": {"n": 3, "k": 5, "l": 13},
+            "move": "l",
+            "estimate": True,
+            "eval_size": 2,
+            "eval_samples": 3,
+        },
+    )
     first = next(stream)
     assert len(seen) == 1 and len(seen[0]) == 6  # evaluated before the first training task was made
     ids = seen[0]

@@ -114,8 +114,10 @@ def test_rescore_writes_saturns_bytes(saturn_results, tiny_path, tmp_path):
     # Other modes read the same file differently: strict and lenient close Saturn's empty-box loophole.
     strict = rescore(saturn_results, scoring="strict", output_dir=tmp_path / "s", tokenizer=tiny_path)
     lenient = rescore(saturn_results, scoring="lenient", output_dir=tmp_path / "l", tokenizer=tiny_path)
-    pass1 = {m: next(iter(r.groups.values()))["pass@1"] for m, r in [("saturn", res), ("strict", strict),
-                                                                        ("lenient", lenient)]}
+    pass1 = {
+        m: next(iter(r.groups.values()))["pass@1"]
+        for m, r in [("saturn", res), ("strict", strict), ("lenient", lenient)]
+    }
     assert len(set(pass1.values())) == 3, pass1
     reasons = {r["reason"] for r in res.records}
     assert reasons == {"ok", "wrong", "no_answer"} and {r["reward"] for r in res.records} == {1.0, 0.0, -1.0}
@@ -123,11 +125,26 @@ def test_rescore_writes_saturns_bytes(saturn_results, tiny_path, tmp_path):
 
 def test_rescore_cli_and_its_errors(saturn_results, tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(app, ["eval", "--rescore", str(saturn_results), "--scoring", "saturn", "-o",
-                             str(tmp_path / "o"), "--model-name", "renamed", "-k", "1,3"])
+    ok = runner.invoke(
+        app,
+        [
+            "eval",
+            "--rescore",
+            str(saturn_results),
+            "--scoring",
+            "saturn",
+            "-o",
+            str(tmp_path / "o"),
+            "--model-name",
+            "renamed",
+            "-k",
+            "1,3",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
-    summary = json.loads((tmp_path / "o" / "n3_k5_length20_sample100" / "renamed" / "evaluation_results.json")
-                         .read_text())
+    summary = json.loads(
+        (tmp_path / "o" / "n3_k5_length20_sample100" / "renamed" / "evaluation_results.json").read_text()
+    )
     assert list(summary) == ["model_name", "pass@1", "pass@3", "average_tokens"]
     assert summary["average_tokens"] is None  # no tokenizer: Saturn's count cannot be made
     bare = tmp_path / "bare.jsonl"
@@ -146,8 +163,17 @@ def test_bench_eval_writes_saturn_layout(tmp_path, tiny_path):
     rng = random.Random(1)
     table = {r["prompt"]: fake_completions(r, rng, 4) for r in records}
     with _CannedServer(table) as server:
-        res = evaluate("served", bench_dir=bench, backend="openai", base_url=server.url, samples=4, ks=[1, 3],
-                       output_dir=tmp_path / "out", scoring="saturn", tokenizer=tiny_path)
+        res = evaluate(
+            "served",
+            bench_dir=bench,
+            backend="openai",
+            base_url=server.url,
+            samples=4,
+            ks=[1, 3],
+            output_dir=tmp_path / "out",
+            scoring="saturn",
+            tokenizer=tiny_path,
+        )
     folder = tmp_path / "out" / SHIPPED.stem / "served"
     rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
     assert [list(r) for r in rows] == [[*records[0], "completions"]] * 3

@@ -43,15 +43,19 @@ def test_recipe_loads_and_runs_two_steps(tiny_model, tmp_path, name, start, lr, 
     shipped = yaml.safe_load((RECIPES / name).read_text())
     g = shipped["grpo"]
     assert (g["num_generations"], g["per_device_train_batch_size"], g["steps_per_generation"]) == (8, 2, 8)
-    assert (g["learning_rate"], g["beta"], g["temperature"], g["max_completion_length"]) == (lr, 1e-3, temperature, length)
+    assert (g["learning_rate"], g["beta"], g["temperature"], g["max_completion_length"]) == (
+        lr,
+        1e-3,
+        temperature,
+        length,
+    )
     assert shipped["reward"] == "saturn" and shipped["controller"]["iterations"] == 2
 
     cfg = load_config(cpu_recipe(name, tiny_model, tmp_path / "run"))
     result = train(cfg)
     assert result.global_step == 2
     ctrl = result.stream.mixture.controllers["sat"]
-    n, k, l = start
-    assert ctrl.space.cell(ctrl.current) == {"n": n, "k": k, "l": l}
+    assert ctrl.space.cell(ctrl.current) == dict(zip("nkl", start, strict=True))
     # Only l moves, and Saturn's benchmark levels (3,5,20), (3,5,25) are not on the ladder.
     ladder = [ctrl.space.cell(c) for c in ctrl.ladder]
     assert {(c["n"], c["k"]) for c in ladder} == {(3, 5)}
@@ -71,14 +75,21 @@ def test_saturn_controller_works_from_a_plain_yaml(tiny_model, tmp_path):
     """`controller: {name: saturn}` with nothing else: a held-out evaluator is built from the policy."""
     cfg_path = tmp_path / "run.yaml"
     cfg_path.write_text(
-        yaml.safe_dump({
-            "model": str(tiny_model),
-            "output_dir": str(tmp_path / "out"),
-            "tasks": [{"family": "sat", "curriculum": True}],
-            "controller": {"name": "saturn", "check_every": 2, "eval_size": 2, "eval_max_tokens": 4},
-            "grpo": {"max_steps": 2, "num_generations": 2, "per_device_train_batch_size": 4,
-                     "max_completion_length": 4, "learning_rate": 1e-4},
-        })
+        yaml.safe_dump(
+            {
+                "model": str(tiny_model),
+                "output_dir": str(tmp_path / "out"),
+                "tasks": [{"family": "sat", "curriculum": True}],
+                "controller": {"name": "saturn", "check_every": 2, "eval_size": 2, "eval_max_tokens": 4},
+                "grpo": {
+                    "max_steps": 2,
+                    "num_generations": 2,
+                    "per_device_train_batch_size": 4,
+                    "max_completion_length": 4,
+                    "learning_rate": 1e-4,
+                },
+            }
+        )
     )
     result = train(load_config(cfg_path))
     assert result.global_step == 2
@@ -92,8 +103,22 @@ def test_saturn_controller_works_from_a_plain_yaml(tiny_model, tmp_path):
 
 def test_reward_saturn_needs_a_sat_task(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="no `sat` family"):
-        load_config({"model": str(tiny_model), "output_dir": str(tmp_path), "reward": "saturn",
-                     "tasks": [{"family": "arithmetic"}], "grpo": {"max_steps": 1}})
+        load_config(
+            {
+                "model": str(tiny_model),
+                "output_dir": str(tmp_path),
+                "reward": "saturn",
+                "tasks": [{"family": "arithmetic"}],
+                "grpo": {"max_steps": 1},
+            }
+        )
     with pytest.raises(ConfigError, match="reward must be"):
-        load_config({"model": str(tiny_model), "output_dir": str(tmp_path), "reward": "lenient",
-                     "tasks": [{"family": "sat"}], "grpo": {"max_steps": 1}})
+        load_config(
+            {
+                "model": str(tiny_model),
+                "output_dir": str(tmp_path),
+                "reward": "lenient",
+                "tasks": [{"family": "sat"}],
+                "grpo": {"max_steps": 1},
+            }
+        )
