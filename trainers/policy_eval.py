@@ -53,6 +53,31 @@ class PolicyEvaluator:
         return [float(v.passed) for v in verify_batch(list(tasks), texts)]
 
     def generate(self, tasks: Sequence[Task]) -> list[str]:
+        llm = getattr(getattr(self.trainer, "vllm_generation", None), "llm", None)
+        if llm is not None:
+            try:
+                return self._generate_vllm(llm, tasks)
+            except Exception:  # an engine asleep or mid-sync: transformers' generate still works
+                pass
+        return self._generate_hf(tasks)
+
+    def _generate_vllm(self, llm: Any, tasks: Sequence[Task]) -> list[str]:
+        # TRL's colocated engine (trainer.vllm_generation.llm in TRL 1.16) holds the weights synced at the
+        # last rollout, i.e. the policy that produced the batch being rewarded.
+        from vllm import SamplingParams
+
+        self.calls += 1
+        params = SamplingParams(
+            n=1,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            seed=self.seed * 1_000_003 + self.calls,
+        )
+        outputs = llm.chat([t.messages for t in tasks], params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+
+    def _generate_hf(self, tasks: Sequence[Task]) -> list[str]:
         import torch
 
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)

@@ -196,3 +196,6 @@ def test_strict_default_and_lenient_documented_differences() -> None:
     assert extract_answer(f"<answer>\\boxed{{{rec['solution']}}}</answer>") == rec["solution"]
     assert gen.verify(strict, f"<answer>\\boxed{{{rec['solution']}}}</answer>").passed
     assert extract_answer('<answer>{"a": "\\boxed{x}"}</answer>') == '{"a": "\\boxed{x}"}'
+    arith = get_generator("arithmetic")
+    task = arith.sample(arith.resolve_params(0), 0, "test", 0)
+    assert arith.verify(task, f"<answer> \\boxed{{{task.answer}}} </answer>").passed
