@@ -19,8 +19,10 @@ Formats: `letters` is Saturn's text (`!A!BC & AB!D`, k <= 26, Saturn's prompt by
 
 Verification reads only `task.check`: the answer (last <answer> or \\boxed{}) is parsed strictly (exactly k
 characters 0/1 once whitespace is removed) and every clause is checked against it, so any model passes,
-not just the gold one. With `strict=false` it is Saturn's reward instead: no length check, position i is
-variable i, a missing position counts as 0, a character other than 0/1 makes neither literal true.
+not just the gold one. With `strict=false` (lenient) the same answer is checked as Saturn checks an
+assignment: no length check, position i is variable i, a missing position counts as 0, a character other
+than 0/1 makes neither literal true. Lenient is not Saturn's reward, which reads only the last
+`\\boxed{...}` on one line and keeps spaces: that is `saturn_reward` (generators/sat/reward.py).
 """
 
 from __future__ import annotations
