@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from taskforge.curricula.base import Controller, EmpiricalMixin, register_controller
+from taskforge.curricula.base import PASS_THRESHOLD, Controller, EmpiricalMixin, register_controller
 
 
 @register_controller
@@ -181,7 +181,7 @@ class Saturn(EmpiricalMixin, Controller):
         cls = self._family_class()
         if cls is None:
             return True
-        from taskforge.generator import KnobError
+        from taskforge.errors import KnobError
 
         try:
             gen = cls()
@@ -208,7 +208,7 @@ class Saturn(EmpiricalMixin, Controller):
         self._count(c, rewards)
         self._since_check += 1  # every training prompt counts toward the next check, as in Saturn's rule
         if c == self.current:
-            self._window.extend((rewards > 0.5).astype(float).tolist())
+            self._window.extend((rewards > PASS_THRESHOLD).astype(float).tolist())
         if (
             self.settings["eval_source"] == "train"
             and not self.finished
@@ -235,7 +235,7 @@ class Saturn(EmpiricalMixin, Controller):
             if not self._pending:
                 return
             self.eval_rollouts += len(rewards)
-            self._eval_passes.extend(float(r > 0.5) for r in rewards)
+            self._eval_passes.extend(float(r > PASS_THRESHOLD) for r in rewards)
             self._pending = max(self._pending - len(rewards), 0)
             if not self._pending:
                 self._decide(self._eval_passes)

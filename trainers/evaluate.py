@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.api import level_label
+from taskforge.api import level_label, verify_many
+from taskforge.errors import BackendError, ConfigError, DatasetError, MissingExtraError
+from taskforge.io import check_writable, read_jsonl
 from taskforge.task import Task
-from taskforge.trainers.rewards import verify_batch
 
 DEFAULT_KS = (1, 3, 5, 7, 10)
 BACKENDS = ("hf", "vllm", "openai")
@@ -82,19 +83,11 @@ def _task_from_record(row: dict[str, Any]) -> Task:
         from taskforge.generators.sat.saturn import record_to_task
 
         return record_to_task(row, strict=True)  # the scoring mode decides how it is verified
-    raise ValueError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")
+    raise DatasetError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-    return rows
+    return list(read_jsonl(path))
 
 
 def load_tasks_file(path: str | Path, limit: int | None = None) -> list[EvalItem]:
@@ -111,7 +104,7 @@ def load_bench_dir(path: str | Path, limit: int | None = None) -> dict[str, list
     """A Saturn-style benchmark folder: every `*.jsonl` file is one level, named by its file stem."""
     files = sorted(Path(path).glob("*.jsonl"))
     if not files:
-        raise ValueError(f"no *.jsonl files in benchmark folder {path}")
+        raise DatasetError(f"no *.jsonl files in benchmark folder {path}")
     levels = {}
     for f in files:
         levels[f.stem] = [EvalItem(_task_from_record(r), f.stem, record=r) for r in _read_jsonl(f)[:limit]]
@@ -186,10 +179,10 @@ def _post_json(url: str, body: dict[str, Any], api_key: str | None, timeout: flo
         except urllib.error.HTTPError as exc:
             if exc.code < 500 or attempt == 2:
                 detail = exc.read()[:300].decode(errors="replace")
-                raise RuntimeError(f"{url}: HTTP {exc.code}: {detail}") from None
+                raise BackendError(f"{url}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, TimeoutError) as exc:
             if attempt == 2:
-                raise RuntimeError(f"{url}: {exc}") from None
+                raise BackendError(f"{url}: {exc}") from None
         time.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -221,7 +214,7 @@ def sample_openai(
             reply = _post_json(url, body, api_key, timeout)
             choices = reply.get("choices") or []
             if not choices:
-                raise RuntimeError(f"{url}: reply without choices")
+                raise BackendError(f"{url}: reply without choices")
             usage = (reply.get("usage") or {}).get("completion_tokens")
             per = usage / len(choices) if isinstance(usage, (int, float)) else None
             for ch in choices[:want]:
@@ -248,7 +241,7 @@ def score_completions(
     """One {passed, reason, reward} per completion under a scoring mode (SAT tasks only; other families
     use their verifier). `reward` is the training reward: 1/0, or Saturn's 1/0/-1 in saturn mode."""
     if scoring not in SCORINGS:
-        raise ValueError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
+        raise ConfigError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
     out: list[dict[str, Any] | None] = [None] * len(tasks)
     mine: list[int] = []
     if scoring == "saturn":
@@ -264,7 +257,7 @@ def score_completions(
         mine = list(range(len(tasks)))
     if mine:
         strict = scoring == "strict"
-        verdicts = verify_batch([_with_strictness(tasks[i], strict) for i in mine], [texts[i] for i in mine])
+        verdicts = verify_many([_with_strictness(tasks[i], strict) for i in mine], [texts[i] for i in mine])
         for i, v in zip(mine, verdicts, strict=True):
             out[i] = {"passed": v.passed, "reason": v.reason, "reward": float(v.score)}
     return out  # type: ignore[return-value]
@@ -288,7 +281,7 @@ def load_tokenizer(path: str | Path | None) -> Any:
     if path is None:
         return None
     if not Path(path).is_dir():
-        raise ValueError(f"tokenizer folder {path} does not exist")
+        raise ConfigError(f"tokenizer folder {path} does not exist")
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path))
@@ -421,7 +414,7 @@ def _write_ours(out: Path, result: EvalResult, name: str) -> None:
 def _check_ks(ks: Sequence[int], samples: int | None) -> None:
     bad = [k for k in ks if k < 1 or (samples is not None and k > samples)]
     if bad:
-        raise ValueError(f"k must lie in 1..samples ({samples}); got {bad}")
+        raise ConfigError(f"k must lie in 1..samples ({samples}); got {bad}")
 
 
 def evaluate(
@@ -449,21 +442,22 @@ def evaluate(
     Tokens are counted as Saturn counts them with `tokenizer` (default: the model folder for hf and vllm;
     the openai backend counts with the server's usage unless a tokenizer folder is given)."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if scoring not in SCORINGS:
-        raise ValueError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
+        raise ConfigError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
     if (tasks_file is None) == (bench_dir is None):
-        raise ValueError("give exactly one of a tasks file or a benchmark folder")
+        raise ConfigError("give exactly one of a tasks file or a benchmark folder")
     _check_ks(ks, samples)
     if backend == "openai" and not base_url:
-        raise ValueError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
+        raise ConfigError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
     if backend != "openai" and not Path(model).is_dir():
-        raise ValueError(f"model folder {model} does not exist")
+        raise ConfigError(f"model folder {model} does not exist")
     if backend == "vllm":
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            raise ValueError("backend vllm asked for, but vllm is not installed (pip install 'taskforge[vllm]')")
+            raise MissingExtraError("backend vllm asked for, but vllm is not installed: pip install 'taskforge[vllm]'")
+    check_writable(output_dir, folder=True)
 
     if bench_dir is not None:
         by_level = load_bench_dir(bench_dir, limit)
@@ -472,7 +466,7 @@ def evaluate(
         by_level = {}
         items = load_tasks_file(tasks_file, limit)  # type: ignore[arg-type]
     if not items:
-        raise ValueError("no tasks to evaluate")
+        raise DatasetError("no tasks to evaluate")
     tok = load_tokenizer(tokenizer if tokenizer is not None else (model if backend != "openai" else None))
 
     s = Sampling(samples, temperature, top_p, max_tokens, seed)
@@ -513,16 +507,17 @@ def rescore(
 
     Level and model name default to the file's place in Saturn's layout (`<level>/<model>/results.jsonl`);
     tokens are counted with `tokenizer` (Saturn's count) or left out (`average_tokens` null)."""
+    check_writable(output_dir, folder=True)
     path = Path(results_file)
     if not path.is_file():
-        raise ValueError(f"results file {path} does not exist")
+        raise DatasetError(f"results file {path} does not exist")
     rows = _read_jsonl(path)
     if not rows:
-        raise ValueError(f"{path}: no records")
+        raise DatasetError(f"{path}: no records")
     for i, row in enumerate(rows, 1):
         comps = row.get("completions") if isinstance(row, dict) else None
         if not isinstance(comps, list) or not comps or not all(isinstance(c, str) for c in comps):
-            raise ValueError(f"{path}: record {i} has no `completions` list of strings (not a results.jsonl)")
+            raise DatasetError(f"{path}: record {i} has no `completions` list of strings (not a results.jsonl)")
     _check_ks(ks, None)
     if level is None:
         grand = path.resolve().parent.parent.name

@@ -45,12 +45,12 @@ class PolicyEvaluator:
         if self.trainer is None:
             raise RuntimeError("the policy evaluator samples from the trainer's model: bind() it first")
         texts = self.generate(tasks)
+        from taskforge.api import verify_many
         from taskforge.trainers.evaluate import score_completions
-        from taskforge.trainers.rewards import verify_batch
 
         if self.reward == "saturn":
             return [float(s["passed"]) for s in score_completions(list(tasks), texts, "saturn")]
-        return [float(v.passed) for v in verify_batch(list(tasks), texts)]
+        return [float(v.passed) for v in verify_many(list(tasks), texts)]
 
     def generate(self, tasks: Sequence[Task]) -> list[str]:
         llm = getattr(getattr(self.trainer, "vllm_generation", None), "llm", None)
