@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -34,6 +35,7 @@ class PerProcess(Generic[T]):
         self._lock = threading.Lock()
         self._value: T | None = None
         self._pid = -1
+        _LIVE.add(self)
 
     def get(self) -> T:
         pid = os.getpid()
@@ -49,11 +51,19 @@ class PerProcess(Generic[T]):
                     self._pid = pid
         return self._value  # type: ignore[return-value]
 
-    def made_here(self) -> bool:
-        """Whether this process (thread, if `per_thread`) already made its value."""
-        holder = self._local if self._per_thread else self
-        pid = getattr(holder, "pid", None) if self._per_thread else self._pid
-        return pid == os.getpid()
+
+# A fork while another thread holds a lock would leave the child's copy locked forever, so a child
+# process gets new locks.
+_LIVE: weakref.WeakSet[PerProcess[Any]] = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    for value in list(_LIVE):
+        value._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def content_key(obj: Any) -> str:

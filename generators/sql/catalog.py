@@ -24,7 +24,8 @@ EPOCH = dt.date(2020, 1, 1).toordinal()
 
 # ---- the catalog: eight tables of a small retail company, connected by foreign keys ----------------
 # fmt: off
-CITIES = ["Oslo", "Lima", "Pune", "Kyoto", "Accra", "Quito", "Perth", "Turin", "Dakar", "Leeds", "Cork", "Graz"]
+CITIES = ["Oslo", "Lima", "Pune", "Kyoto", "Accra", "Quito", "Perth", "Turin", "Dakar", "Leeds", "Cork",
+          "Graz"]
 # fmt: on
 COUNTRIES = ["Norway", "Peru", "India", "Japan", "Ghana", "Ecuador", "Australia", "Italy"]
 PEOPLE = ["Ada", "Ben", "Chen", "Dana", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo", "Kai", "Lea", "Mo", "Nia"]
