@@ -72,12 +72,17 @@ def content_key(obj: Any) -> str:
 
 
 class IdentityLRU(Generic[T]):
-    """At most `capacity` values keyed by an object's content, found by identity first. Thread-safe."""
+    """At most `capacity` values keyed by an object's content, found by identity first. Thread-safe.
+
+    An identity hit costs one dict lookup and no lock: the G responses to one prompt pay nothing more. An
+    object keeps the value it was given even after the content-keyed entry leaves (at most `identities`
+    objects are remembered), which is still the right value for it."""
 
     def __init__(self, capacity: int, *, identities: int | None = None) -> None:
         self.capacity = capacity
         self._identities = identities if identities is not None else 2 * capacity
-        self._by_id: OrderedDict[int, tuple[Any, str]] = OrderedDict()  # id(obj) -> (obj, content key)
+        # id(obj) -> (obj, content key, value or None): holding obj keeps its id from being reused
+        self._by_id: OrderedDict[int, tuple[Any, str, T | None]] = OrderedDict()
         self._values: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -87,29 +92,36 @@ class IdentityLRU(Generic[T]):
         if hit is not None and hit[0] is obj:
             return hit[1]
         key = content_key(obj)
-        with self._lock:
-            self._by_id[id(obj)] = (obj, key)
-            while len(self._by_id) > self._identities:
-                self._by_id.popitem(last=False)
+        self._remember(obj, key, None)
         return key
 
     def get(self, obj: Any, make: Callable[[], T]) -> T:
         """The value for `obj`, else `make()` stored (the oldest entry leaves when full).
 
         `make` runs outside the lock, so two threads may both make a value for a new object; one is kept."""
+        hit = self._by_id.get(id(obj))
+        if hit is not None and hit[0] is obj and hit[2] is not None:
+            return hit[2]
         key = self.key(obj)
         with self._lock:
             value = self._values.get(key)
             if value is not None:
                 self._values.move_to_end(key)
-                return value
-        value = make()
+        if value is None:
+            made = make()
+            with self._lock:
+                value = self._values.setdefault(key, made)
+                self._values.move_to_end(key)
+                while len(self._values) > self.capacity:
+                    self._values.popitem(last=False)
+        self._remember(obj, key, value)
+        return value
+
+    def _remember(self, obj: Any, key: str, value: T | None) -> None:
         with self._lock:
-            kept = self._values.setdefault(key, value)
-            self._values.move_to_end(key)
-            while len(self._values) > self.capacity:
-                self._values.popitem(last=False)
-        return kept
+            self._by_id[id(obj)] = (obj, key, value)
+            while len(self._by_id) > self._identities:
+                self._by_id.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

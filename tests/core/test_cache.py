@@ -45,15 +45,16 @@ def test_identity_lru_finds_equal_objects_by_content() -> None:
 
 
 def test_identity_lru_evicts_the_least_recently_used() -> None:
-    lru: IdentityLRU[str] = IdentityLRU(2)
+    lru: IdentityLRU[str] = IdentityLRU(2, identities=16)
     a, b, c = {"n": 1}, {"n": 2}, {"n": 3}
     lru.get(a, lambda: "a")
     lru.get(b, lambda: "b")
-    lru.get(a, lambda: "a again")  # a is now the most recent
-    lru.get(c, lambda: "c")  # b leaves
+    lru.get(dict(a), lambda: "a again")  # found by content: a is now the most recent
+    lru.get(c, lambda: "c")  # b's content entry leaves
     assert len(lru) == 2
-    assert lru.get(a, lambda: "rebuilt") == "a"
-    assert lru.get(b, lambda: "rebuilt") == "rebuilt"
+    assert lru.get(dict(a), lambda: "rebuilt") == "a"
+    assert lru.get(dict(b), lambda: "rebuilt") == "rebuilt"
+    assert lru.get(b, lambda: "rebuilt again") == "b"  # the object itself keeps the value it was given
 
 
 def test_identity_lru_is_safe_under_threads() -> None:
