@@ -17,6 +17,7 @@ import os
 import random
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,15 @@ class Settings:
 settings = Settings.from_env()
 WORKER = box.Worker(judge.TARGET)
 _memo_lock = threading.Lock()  # verifiers run on threads (the trainer's batch verification)
+
+
+@dataclass
+class _Job:
+    """An answer that must run: its task record, its query text, and the task's memo (None: memo off)."""
+
+    chk: dict[str, Any]
+    sql: str
+    memo: OrderedDict[str, Verdict] | None
 
 
 @register
@@ -195,6 +205,39 @@ class SQL(Generator):
 
     # ---- verification ------------------------------------------------------------------------
     def verify(self, task: Task, response: str) -> Verdict:
+        job = self._prepare(task, response)
+        return job if isinstance(job, Verdict) else self._judge([job])[0]
+
+    def verify_many(self, tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdict]:
+        """The Verdicts `safe_verify` gives one at a time, from one worker round: answers are extracted
+        and checked here (memo hits never reach the worker), the rest go to the worker in one request,
+        grouped by task so each task's databases are built or found once. Each answer keeps its own
+        deadline inside the round, so a runaway answer gets `timeout` and the others their verdicts."""
+        if len(tasks) != len(responses):
+            raise ValueError(f"{len(tasks)} tasks for {len(responses)} responses")
+        verdicts: list[Verdict | None] = [None] * len(tasks)
+        jobs: list[tuple[int, _Job]] = []
+        for i, (task, response) in enumerate(zip(tasks, responses, strict=True)):
+            try:
+                job = self._prepare(task, response) if isinstance(response, str) else None
+            except Exception:  # a bad record: safe_verify below says what, as it would one at a time
+                job = None
+            if isinstance(job, _Job):
+                jobs.append((i, job))
+            else:
+                verdicts[i] = job or self.safe_verify(task, response)
+        try:
+            for (i, _), verdict in zip(jobs, self._judge([job for _, job in jobs]), strict=True):
+                verdicts[i] = verdict
+        except Exception:  # a verifier bug must not take the batch down: the total path, one at a time
+            for i, _ in jobs:
+                verdicts[i] = verdicts[i] or self.safe_verify(tasks[i], responses[i])
+        return verdicts  # type: ignore[return-value]
+
+    @staticmethod
+    def _prepare(task: Task, response: str) -> Verdict | _Job:
+        """What is decided without running the answer: its extraction, its length, the record's builder
+        version and the memo; else the job to run."""
         sql = extract_block(response, "sql")
         if sql is None:
             return Verdict.fail("no_answer")
@@ -204,26 +247,50 @@ class SQL(Generator):
         chk = task.check
         if chk.get("builder") != BUILDER_VERSION:
             return Verdict.fail("error", error=f"task built by data builder {chk.get('builder')}")
-        size = settings.memo_size
-        memo = judge.TASKS.get(chk, OrderedDict) if size else None
+        memo = judge.TASKS.get(chk, OrderedDict) if settings.memo_size else None
         if memo is not None:
             with _memo_lock:
                 known = memo.get(sql)
             if known is not None:  # the same text for the same task: the G samples of a prompt often agree
                 return known
+        return _Job(chk, sql, memo)
+
+    @staticmethod
+    def _judge(jobs: list[_Job]) -> list[Verdict]:
+        """Run the jobs (in the worker, in one request, or in this process) and memoise their verdicts."""
+        # With the memo on, a text repeated for the same task runs once, as it would one at a time (the
+        # second copy would be a memo hit).
+        first: dict[tuple[int, str], int] = {}
+        slot = [
+            first.setdefault((id(j.memo), j.sql), k) if j.memo is not None else k for k, j in enumerate(jobs)
+        ]
+        unique = [j for k, j in enumerate(jobs) if slot[k] == k]
         if settings.isolate:
-            deadline = judge.worker_deadline(chk)
-            verdict = judge.from_worker(*WORKER.judge(task_key(chk), chk, sql, deadline), sql, deadline)
-            if box.exhausted(str(verdict.details.get("error", ""))):
-                WORKER.stop()
+            deadlines = [judge.worker_deadline(j.chk) for j in unique]
+            outcomes = WORKER.call_many(
+                "judge",
+                [(task_key(j.chk), j.chk, j.sql, d) for j, d in zip(unique, deadlines, strict=True)],
+                retry_errors=True,
+                replace=judge.worker_spent,
+            )
+            ran = [
+                judge.from_worker(*o, j.sql, d) for o, j, d in zip(outcomes, unique, deadlines, strict=True)
+            ]
         else:
-            verdict = judge.judge_check(chk, sql)
-        if memo is not None and verdict.reason != "timeout":
-            with _memo_lock:
-                memo[sql] = verdict
-                while len(memo) > size:
-                    memo.popitem(last=False)
-        return verdict
+            # Grouped by task, so a batch wider than the database cache does not rebuild a task twice.
+            order = sorted(range(len(unique)), key=lambda k: task_key(unique[k].chk))
+            ran = [None] * len(unique)
+            for k in order:
+                ran[k] = judge.judge_check(unique[k].chk, unique[k].sql)
+        size = settings.memo_size
+        for j, verdict in zip(unique, ran, strict=True):
+            if j.memo is not None and verdict.reason != "timeout":
+                with _memo_lock:
+                    j.memo[j.sql] = verdict
+                    while len(j.memo) > size:
+                        j.memo.popitem(last=False)
+        by_slot = dict(zip([k for k in range(len(jobs)) if slot[k] == k], ran, strict=True))
+        return [by_slot[k] for k in slot]
 
     def gold_response(self, task: Task) -> str:
         return f"```sql\n{task.answer}\n```"

@@ -401,17 +401,22 @@ class Worker:
     `target` ("package.module:NAME") names the table of operations the worker runs: {op: fn(check, sql)}
     with JSON-able results, and "build" among them (builds a task's databases).
 
-    Protocol: JSON lines on stdin/stdout. The parent sends {"op", "key", "sql"} (and the task record once,
-    when the worker asks for it); the worker answers {"built": true} once the task's databases exist
-    (trusted work, long deadline) and then {"result": ...} (untrusted work, the caller's deadline). Past a
-    deadline, or if the worker dies, it is killed and a fresh one starts on the next call. JSON, not
-    pickle, so a subverted worker could not make the parent run code."""
+    Protocol: JSON lines on stdin/stdout. The parent sends one request for a whole batch,
+    {"op", "groups": [[key, [sql, ...]], ...]}, the answers grouped by task so each task's databases are
+    built (or found) once. Per group the worker asks for the task record when it does not hold it yet
+    ({"need_check": true}; the record then travels once per worker), answers {"built": true} once the
+    databases exist (trusted work, long deadline), then one {"result": ...} per answer as soon as it is
+    judged (untrusted work). Each answer has its own deadline, counted from the previous reply, so a batch
+    is bounded by the sum of its answers' deadlines and a runaway answer is caught at its own: the worker
+    is killed, that answer alone gets "timeout", the answers before it keep their results and the rest go
+    to a fresh worker. JSON, not pickle, so a subverted worker could not make the parent run code."""
 
     def __init__(self, target: str) -> None:
         self.target = target
         self._proc: subprocess.Popen | None = None
         self._pid = -1
         self._dir = ""
+        self._buf = bytearray()  # bytes read from the worker past the last full line
         self._lock = threading.Lock()
 
     def _start(self) -> subprocess.Popen:
@@ -419,9 +424,15 @@ class Worker:
         self._dir = _scratch_dir()  # removed by stop() or at exit, even if the worker is killed mid-build
         atexit.register(_remove_dir, self._dir, os.getpid())
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TASKFORGE_SQL_DIR": self._dir}
-        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env, bufsize=0)
-        self._proc, self._pid = proc, os.getpid()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            bufsize=0,
+        )
+        self._proc, self._pid, self._buf = proc, os.getpid(), bytearray()
         return proc
 
     @property
@@ -439,47 +450,114 @@ class Worker:
                 shutil.rmtree(self._dir, ignore_errors=True)
 
     def _read(self, proc: subprocess.Popen, seconds: float) -> dict[str, Any] | None:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, seconds))
-        if not ready:
-            return None
-        line = proc.stdout.readline()
-        return json.loads(line) if line else None
+        """The next reply line, or None past `seconds` or at end of output. Reads in chunks: a batch's
+        replies arrive in bursts, and reading a raw pipe line by line costs a system call per byte."""
+        end = time.monotonic() + max(0.0, seconds)
+        fd = proc.stdout.fileno()
+        while (cut := self._buf.find(b"\n")) < 0:
+            ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line = bytes(self._buf[:cut])
+        del self._buf[: cut + 1]
+        return json.loads(line)
 
-    def call(self, op: str, key: str, check: dict[str, Any], sql: str, deadline_s: float) -> tuple[str, Any]:
-        """("ok", result) | ("timeout", None) | ("crashed", None) | ("error", message)."""
+    def call_many(
+        self,
+        op: str,
+        items: Sequence[tuple[str, dict[str, Any], str, float]],
+        *,
+        retry_errors: bool = False,
+        replace: Callable[[str, Any], bool] | None = None,
+    ) -> list[tuple[str, Any]]:
+        """Run `op` on every (key, check, sql, deadline_s) item in one request; one outcome per item, in
+        order: ("ok", result) | ("timeout", None) | ("crashed", None) | ("error", message).
+
+        `retry_errors`: items that report an error run once more in a fresh worker (e.g. the databases
+        could not be built in a worker left short of memory). `replace(status, result)`: True when the
+        worker that gave this outcome must not judge anything else; it is then replaced before the rest."""
+        results: list[tuple[str, Any] | None] = [None] * len(items)
         with self._lock:
-            proc = self._proc if self._pid == os.getpid() else None
-            if proc is None or proc.poll() is not None:
-                proc = self._start()
-            try:
-                # The task record travels once per worker; later calls name it by key.
-                proc.stdin.write((json.dumps({"op": op, "key": key, "sql": sql}) + "\n").encode())
+            todo = list(range(len(items)))
+            while todo:  # each round answers at least one item
+                todo = self._round(op, items, todo, results, replace)
+            again = [i for i, r in enumerate(results) if retry_errors and r is not None and r[0] == "error"]
+            if again:
+                self.stop()
+                while again:
+                    again = self._round(op, items, again, results, replace)
+        return results  # type: ignore[return-value]
+
+    def _round(
+        self,
+        op: str,
+        items: Sequence[tuple[str, dict[str, Any], str, float]],
+        todo: list[int],
+        results: list[tuple[str, Any] | None],
+        replace: Callable[[str, Any], bool] | None,
+    ) -> list[int]:
+        """One request for the `todo` items; fills `results`, returns the items left unanswered when the
+        worker had to be killed (they go to a fresh worker)."""
+        groups: dict[str, list[int]] = {}
+        for i in todo:
+            groups.setdefault(items[i][0], []).append(i)
+        order = [i for idx in groups.values() for i in idx]  # the order the worker answers in
+        done = 0  # items of `order` with a result
+        proc = self._proc if self._pid == os.getpid() else None
+        if proc is None or proc.poll() is not None:
+            proc = self._start()
+        try:
+            request = {"op": op, "groups": [[key, [items[i][2] for i in idx]] for key, idx in groups.items()]}
+            proc.stdin.write((json.dumps(request) + "\n").encode())
+            for idx in groups.values():
                 built = self._read(proc, WORKER_BUILD_S)
                 if built is not None and built.get("need_check"):
-                    proc.stdin.write((json.dumps({"check": check}) + "\n").encode())
+                    proc.stdin.write((json.dumps({"check": items[idx[0]][1]}) + "\n").encode())
                     built = self._read(proc, WORKER_BUILD_S)
                 if built is None or "error" in built:
-                    self.stop()
-                    return ("error", (built or {}).get("error", "worker failed to build the databases"))
-                reply = self._read(proc, deadline_s)
-            except (OSError, ValueError):
-                reply = None
-            if reply is None:
-                alive = proc.poll() is None
-                self.stop()
-                return ("timeout", None) if alive else ("crashed", None)
-            if "error" in reply:
-                return ("error", reply["error"])
-            return ("ok", reply["result"])
+                    error = (built or {}).get("error", "worker failed to build the databases")
+                    for i in idx:
+                        results[i] = ("error", error)
+                    done += len(idx)
+                    if built is None:  # hung or dead while building: the rest go to a fresh worker
+                        self.stop()
+                        return order[done:]
+                    continue
+                for i in idx:
+                    reply = self._read(proc, items[i][3])
+                    if reply is None:
+                        return self._lost(proc, order, done, results)
+                    results[i] = ("error", reply["error"]) if "error" in reply else ("ok", reply["result"])
+                    done += 1
+                    if replace is not None and replace(*results[i]):
+                        self.stop()
+                        return order[done:]
+            return []
+        except (OSError, ValueError):  # a broken pipe or a garbled line: the worker is dead or subverted
+            return self._lost(proc, order, done, results)
+
+    def _lost(
+        self, proc: subprocess.Popen, order: list[int], done: int, results: list[tuple[str, Any] | None]
+    ) -> list[int]:
+        """The worker missed the deadline of item `order[done]` or died on it: kill it, give that item
+        alone "timeout" or "crashed", and return the items after it."""
+        alive = proc.poll() is None
+        self.stop()
+        if done < len(order):
+            results[order[done]] = ("timeout", None) if alive else ("crashed", None)
+        return order[done + 1 :]
+
+    def call(self, op: str, key: str, check: dict[str, Any], sql: str, deadline_s: float) -> tuple[str, Any]:
+        """`call_many` for one item."""
+        return self.call_many(op, [(key, check, sql, deadline_s)])[0]
 
     def judge(self, key: str, check: dict[str, Any], sql: str, deadline_s: float) -> tuple[str, Any]:
-        """`call("judge", ...)`, retried once in a fresh worker when the first one reports an error (e.g.
-        the databases could not be built in a worker left short of memory)."""
-        status, result = self.call("judge", key, check, sql, deadline_s)
-        if status == "error":
-            self.stop()
-            status, result = self.call("judge", key, check, sql, deadline_s)
-        return status, result
+        """`call("judge", ...)`, retried once in a fresh worker when the first one reports an error."""
+        return self.call_many("judge", [(key, check, sql, deadline_s)], retry_errors=True)[0]
 
 
 def exhausted(error: str) -> bool:
@@ -503,16 +581,29 @@ def worker_loop(target: str) -> None:
     for line in sys.stdin.buffer:
         try:
             msg = json.loads(line)
-            check = checks.get(msg["key"])
-            if check is None:
-                send({"need_check": True})
-                check = json.loads(sys.stdin.buffer.readline())["check"]
-                checks[msg["key"]] = check
-                if len(checks) > 256:
-                    checks.popitem(last=False)
-            checks.move_to_end(msg["key"])
-            ops["build"](check, "")
-            send({"built": True})
-            send({"result": ops[msg["op"]](check, msg["sql"])})
-        except Exception as exc:  # a bad record: report, stay alive
+            op, groups = msg["op"], msg["groups"]
+        except Exception as exc:  # not a request of ours: report, stay alive
             send({"error": f"{type(exc).__name__}: {exc}"[:300]})
+            continue
+        for key, sqls in groups:
+            try:
+                check = checks.get(key)
+                if check is None:
+                    send({"need_check": True})
+                    check = json.loads(sys.stdin.buffer.readline())["check"]
+                    checks[key] = check
+                    if len(checks) > 256:
+                        checks.popitem(last=False)
+                checks.move_to_end(key)
+                ops["build"](check, "")
+                send({"built": True})
+            except Exception as exc:  # a bad record: report, go on with the next task
+                send({"error": f"{type(exc).__name__}: {exc}"[:300]})
+                continue
+            for sql in sqls:
+                try:
+                    result = json.dumps({"result": ops[op](check, sql)})
+                except Exception as exc:
+                    result = json.dumps({"error": f"{type(exc).__name__}: {exc}"[:300]})
+                out.write((result + "\n").encode())
+                out.flush()

@@ -136,6 +136,14 @@ def from_worker(status: str, result: Any, sql: str, deadline_s: float) -> Verdic
     return Verdict.fail("error", parsed=shown, error=str(result)[:300])
 
 
+def worker_spent(status: str, result: Any) -> bool:
+    """Whether the worker that reported this outcome should be replaced before it judges anything else:
+    after a failed allocation DuckDB may hold on to memory, and the next answer would then fail too."""
+    if status == "ok" and isinstance(result, dict):
+        result = result.get("details", {}).get("error", "")
+    return box.exhausted(str(result))
+
+
 # The worker's operations, each fn(check, sql) -> JSON-able; `box.Worker` names this table by its target.
 OPS = {
     "build": lambda check, sql: bool(instances(check).connections),
