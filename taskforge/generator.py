@@ -237,7 +237,7 @@ class Generator:
         try:
             verdict = self.verify(task, response)
         except Exception as exc:  # a verifier must never take the caller down
-            return Verdict.fail("error", error=f"{type(exc).__name__}: {exc}"[:500])
+            return error_verdict(exc)
         if not isinstance(verdict, Verdict):
             return Verdict.fail("error", error=f"verify returned {type(verdict).__name__}")
         return verdict
@@ -264,3 +264,9 @@ class Generator:
         if len(tasks) != len(responses):
             raise ValueError(f"{len(tasks)} tasks for {len(responses)} responses")
         return [self.safe_verify(t, r) for t, r in zip(tasks, responses, strict=True)]
+
+
+def error_verdict(exc: Exception) -> Verdict:
+    """The Verdict for a verifier that raised: what `safe_verify` returns, and what a batch path returns
+    for the one answer whose check raised, so the batch agrees with one-at-a-time verification."""
+    return Verdict.fail("error", error=f"{type(exc).__name__}: {exc}"[:500])

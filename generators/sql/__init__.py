@@ -23,7 +23,7 @@ from typing import Any
 
 from taskforge.errors import GenerationError, KnobError
 from taskforge.extract import extract_block
-from taskforge.generator import Generator, Knob
+from taskforge.generator import Generator, Knob, error_verdict
 from taskforge.generators.sql import box, judge
 from taskforge.generators.sql.catalog import BUILDER_VERSION, GoldRunner, build_rows, ddl, draw_schema
 from taskforge.generators.sql.judge import fingerprint, instances, result_digest, task_key
@@ -265,6 +265,7 @@ class SQL(Generator):
             first.setdefault((id(j.memo), j.sql), k) if j.memo is not None else k for k, j in enumerate(jobs)
         ]
         unique = [j for k, j in enumerate(jobs) if slot[k] == k]
+        raised: set[int] = set()
         if settings.isolate:
             deadlines = [judge.worker_deadline(j.chk) for j in unique]
             outcomes = WORKER.call_many(
@@ -281,10 +282,14 @@ class SQL(Generator):
             order = sorted(range(len(unique)), key=lambda k: task_key(unique[k].chk))
             ran = [None] * len(unique)
             for k in order:
-                ran[k] = judge.judge_check(unique[k].chk, unique[k].sql)
+                try:
+                    ran[k] = judge.judge_check(unique[k].chk, unique[k].sql)
+                except Exception as exc:  # this answer's record is broken, not the batch; not memoised
+                    ran[k] = error_verdict(exc)
+                    raised.add(k)
         size = settings.memo_size
-        for j, verdict in zip(unique, ran, strict=True):
-            if j.memo is not None and verdict.reason != "timeout":
+        for k, (j, verdict) in enumerate(zip(unique, ran, strict=True)):
+            if j.memo is not None and verdict.reason != "timeout" and k not in raised:
                 with _memo_lock:
                     j.memo[j.sql] = verdict
                     while len(j.memo) > size:

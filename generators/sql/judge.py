@@ -70,10 +70,16 @@ def _build(check: dict[str, Any], key: str) -> Instances:
     ]
     owner, cursors = box.build_locked(data, DATABASES.directory(), key)
     golds: list[list[tuple] | None] = []
-    for i, cur in enumerate(cursors):
-        out = box.run_query(cur, check["gold"], timeout_s=30.0, max_rows=100_000)
-        ok = out.reason == "ok" and result_digest(out.rows, check["order_keys"]) == check["digests"][i]
-        golds.append(out.rows if ok else None)
+    try:
+        for i, cur in enumerate(cursors):
+            out = box.run_query(cur, check["gold"], timeout_s=30.0, max_rows=100_000)
+            ok = out.reason == "ok" and result_digest(out.rows, check["order_keys"]) == check["digests"][i]
+            golds.append(out.rows if ok else None)
+    except BaseException:
+        # A record that breaks here must not leave its file attached: DuckDB would refuse the next build
+        # of the same key ("already attached"), so a retry would report that instead of the real fault.
+        owner.close()
+        raise
     ordered = [None if g is None else box.sort_rows(g) for g in golds]
     return Instances(cursors, golds, ordered, owner)
 
