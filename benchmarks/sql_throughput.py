@@ -1,12 +1,16 @@
 """SQL family throughput: generation tasks/s and verification verdicts/s, per level, on one core.
 
-    python benchmarks/sql_throughput.py [--tasks 24] [--samples 16]
+    python benchmarks/sql_throughput.py [--tasks 24] [--samples 16] [--batch 64] [--in-process]
+
+Writes its table to benchmarks/results/sql_throughput.md (sql_throughput_in_process.md with --in-process).
 
 Verification reuses each task's databases (the LRU in generators/sql/): the first response of a task
 builds its instances ("build ms"), the next ones only run queries. Responses are distinct texts (the
 gold query with a different trailing comment, and two wrong queries), so the per-task verdict memo never
 answers; "memo hits/s" is the rate when a group repeats the same query text. "SELECT 1/s" is DuckDB's
-own floor on the same connection, measured in the same run, for scale. DuckDB runs with threads=1 in the
+own floor on the same connection, measured in the same run, for scale. "verify_many" runs the same
+responses through `SQL.verify_many` in batches of --batch (one worker round each, as the trainer's reward
+and `taskforge verify` call it); the memo is off for both, so each side runs every response. DuckDB runs with threads=1 in the
 calling thread, so CPU time (this process plus the SQL worker process, both pinned to one core) is the
 cost on one dedicated core; wall time on a shared, oversubscribed machine is lower.
 """
@@ -17,6 +21,7 @@ import argparse
 import os
 import random
 import time
+from pathlib import Path
 
 import taskforge
 from taskforge.generators import sql as S
@@ -39,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
     ap.add_argument("--samples", type=int, default=16, help="responses verified per task")
+    ap.add_argument("--batch", type=int, default=64, help="responses per verify_many call")
     ap.add_argument("--in-process", action="store_true",
                     help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker")
     args = ap.parse_args()
@@ -68,12 +74,23 @@ def main() -> None:
                     responses.append((t, gen.corrupt_answer(t, rng)))
                 else:
                     responses.append((t, f"```sql\n{t.answer}\n-- sample {i}\n```"))
+        memo_size, S.settings.memo_size = S.settings.memo_size, 0  # both sides run every response
         start, cpu = time.perf_counter(), cpu_seconds()
         passed = sum(gen.safe_verify(t, r).passed for t, r in responses)
         verify_rate = len(responses) / (time.perf_counter() - start)
         verify_cpu = len(responses) / (cpu_seconds() - cpu)
         expected = sum(1 for i in range(args.samples) if i % 4 != 3) * len(tasks)
         assert passed == expected, (passed, expected)
+
+        start, cpu = time.perf_counter(), cpu_seconds()
+        passed = 0
+        for b in range(0, len(responses), args.batch):
+            chunk = responses[b : b + args.batch]
+            passed += sum(v.passed for v in gen.verify_many([t for t, _ in chunk], [r for _, r in chunk]))
+        batch_rate = len(responses) / (time.perf_counter() - start)
+        batch_cpu = len(responses) / (cpu_seconds() - cpu)
+        assert passed == expected, (passed, expected)
+        S.settings.memo_size = memo_size
 
         start = time.perf_counter()
         for t, _ in responses:
@@ -86,23 +103,38 @@ def main() -> None:
             con.execute("SELECT 1").fetchall()
         floor = 500 / (time.perf_counter() - start)
         rows.append((level, gen_rate, gen_cpu, build / len(tasks) * 1000, verify_rate, verify_cpu, memo_rate,
-                     floor, len(tasks[0].check["seeds"])))
+                     floor, len(tasks[0].check["seeds"]), batch_rate, batch_cpu))
         judge.DATABASES.clear()
         S.WORKER.stop()  # a fresh worker per level: its cache does not carry over
 
     mode = "in-process" if args.in_process else "worker process"
-    print(f"answers run in: {mode}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print()
-    print("| level | generate tasks/s (wall / CPU) | build ms/task | verify verdicts/s (wall / CPU) "
-          "| memo hits/s | SELECT 1/s | instances |")
-    print("|---|---|---|---|---|---|---|")
-    for level, g, gc, b, v, vc, m, f, n in rows:
-        print(f"| {level} | {g:.0f} / {gc:.0f} | {b:.0f} | {v:.0f} / {vc:.0f} | {m:.0f} | {f:.0f} | {n} |")
+    lines = [
+        f"answers run in: {mode}; {args.tasks} tasks x {args.samples} responses per level; verify_many in "
+        f"batches of {args.batch}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        "",
+        "| level | generate tasks/s (wall / CPU) | build ms/task | verify verdicts/s (wall / CPU) "
+        "| verify_many verdicts/s (wall / CPU) | batch / one (CPU) | memo hits/s | SELECT 1/s | instances |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for level, g, gc, b, v, vc, m, f, n, bv, bvc in rows:
+        lines.append(
+            f"| {level} | {g:.0f} / {gc:.0f} | {b:.0f} | {v:.0f} / {vc:.0f} | {bv:.0f} / {bvc:.0f} "
+            f"| {bvc / vc:.2f}x | {m:.0f} | {f:.0f} | {n} |"
+        )
 
     def hmean(i: int) -> float:
         return len(rows) / sum(1 / r[i] for r in rows)
 
-    print(f"| all (harmonic mean) | {hmean(1):.0f} / {hmean(2):.0f} | | {hmean(4):.0f} / {hmean(5):.0f} | | | |")
+    lines.append(
+        f"| all (harmonic mean) | {hmean(1):.0f} / {hmean(2):.0f} | | {hmean(4):.0f} / {hmean(5):.0f} "
+        f"| {hmean(9):.0f} / {hmean(10):.0f} | {hmean(10) / hmean(5):.2f}x | | | |"
+    )
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    out = Path(__file__).parent / "results" / f"sql_throughput{'_in_process' if args.in_process else ''}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":
