@@ -3,6 +3,7 @@
 from taskforge.api import generate, verify
 from taskforge.extract import extract_answer
 from taskforge.generator import Generator, Knob, KnobError
+from taskforge.integrations.hf import to_hf_dataset
 from taskforge.registry import families, generator_class, get_generator, register
 from taskforge.task import Task, Verdict
 
@@ -20,5 +21,6 @@ __all__ = [
     "generator_class",
     "get_generator",
     "register",
+    "to_hf_dataset",
     "verify",
 ]

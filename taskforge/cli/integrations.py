@@ -1,0 +1,104 @@
+"""`taskforge export verl`, `taskforge serve` (OpenRLHF's remote reward) and `generate --ray`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from taskforge.cli.app import app, console, fail
+from taskforge.cli.data import progress_bar
+from taskforge.cli.export import export_app
+from taskforge.generator import KnobError
+from taskforge.io import DatasetError, DatasetSpec, read_tasks
+from taskforge.registry import UnknownFamilyError
+
+USER_ERRORS = (UnknownFamilyError, KnobError, DatasetError, OSError)
+
+
+def generate_on_ray(spec: DatasetSpec, out: Path, address: str, resume: bool, block_rows: int) -> None:
+    """The body of `taskforge generate ... --ray [ADDRESS]`."""
+    from taskforge.integrations.ray import RayUnavailable, generate_ray
+
+    try:
+        spec.validate()
+        with progress_bar() as bar:
+            job = bar.add_task(f"generate {spec.family or spec.mix} on Ray", total=spec.n)
+            written = generate_ray(
+                spec,
+                out,
+                address=None if address == "local" else address,
+                block_rows=block_rows,
+                resume=resume,
+                progress=lambda k: bar.advance(job, k),
+            )
+    except (*USER_ERRORS, RayUnavailable) as exc:
+        fail(str(exc))
+    console.print(f"wrote {out} ({spec.n} tasks, {written} generated now)", highlight=False)
+
+
+@export_app.command("verl")
+def verl(
+    tasks: Path = typer.Argument(..., help="tasks file `taskforge generate` wrote (.jsonl or .parquet)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder (gets <split>.parquet)"),
+) -> None:
+    """Write verl's RL parquet schema (data_source, prompt, ability, reward_model, extra_info); the reward is
+    `reward.custom_reward_function.path=pkg://taskforge.integrations.verl`, `.name=compute_score`."""
+    from taskforge.integrations.verl import export_verl
+
+    if not tasks.exists():
+        fail(f"no such file: {tasks}")
+    try:
+        with progress_bar() as bar:
+            job = bar.add_task("export verl", total=None)
+            written = export_verl(read_tasks(tasks), out, on_task=lambda: bar.advance(job))
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def serve(
+    tasks: list[Path] = typer.Option(
+        ..., "--tasks", "-t", help="tasks file or folder (repeatable; Saturn JSONL too)"
+    ),
+    port: int = typer.Option(5000, "--port", "-p"),
+    host: str = typer.Option("127.0.0.1", help="0.0.0.0 to accept other machines"),
+    batch_size: int = typer.Option(64, help="responses verified together"),
+    max_queue: int = typer.Option(4096, help="responses waiting at most; beyond, requests get 503"),
+    timeout: float = typer.Option(60.0, help="seconds per request before a 504"),
+    ray_actors: int = typer.Option(0, help="verify on this many Ray actors (0: in this process)"),
+    ray_address: str = typer.Option(None, help="Ray cluster to join (default: a local one)"),
+) -> None:
+    """Serve rewards over HTTP in OpenRLHF's remote reward protocol (POST /get_reward)."""
+    try:
+        from taskforge.integrations.serve import TaskIndex, create_app
+    except ImportError:
+        fail("serve needs FastAPI and uvicorn: pip install 'taskforge[serve]'")
+    if not 1 <= port <= 65535:
+        fail(f"--port must be in 1..65535, got {port}")
+    if batch_size < 1 or max_queue < 1 or not timeout > 0:
+        fail("--batch-size and --max-queue must be >= 1 and --timeout > 0")
+    try:
+        import uvicorn
+
+        index = TaskIndex.load(tasks)
+    except ImportError:
+        fail("serve needs FastAPI and uvicorn: pip install 'taskforge[serve]'")
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    verify = None
+    if ray_actors:
+        from taskforge.integrations.ray import RayUnavailable, VerifierPool
+
+        try:
+            verify = VerifierPool(ray_actors, address=ray_address).verify_many
+        except RayUnavailable as exc:
+            fail(str(exc))
+    app_ = create_app(index, verify=verify, batch_size=batch_size, max_queue=max_queue, timeout_s=timeout)
+    console.print(
+        f"serving {len(index)} tasks on http://{host}:{port}/get_reward (OpenRLHF: --reward.remote_url)",
+        highlight=False,
+    )
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
