@@ -16,9 +16,9 @@ from taskforge.registry import UnknownFamilyError
 USER_ERRORS = (UnknownFamilyError, KnobError, DatasetError, OSError)
 
 
-def generate_on_ray(spec: DatasetSpec, out: Path, address: str, resume: bool, block_rows: int) -> None:
-    """The body of `taskforge generate ... --ray [ADDRESS]`."""
-    from taskforge.integrations.ray import RayUnavailable, generate_ray
+def generate_on_ray(spec: DatasetSpec, out: Path, address: str, resume: bool) -> None:
+    """The body of `taskforge generate ... --ray [--ray-address ADDRESS]`."""
+    from taskforge.integrations.ray import BLOCK_ROWS, RayUnavailable, generate_ray
 
     try:
         spec.validate()
@@ -28,7 +28,7 @@ def generate_on_ray(spec: DatasetSpec, out: Path, address: str, resume: bool, bl
                 spec,
                 out,
                 address=None if address == "local" else address,
-                block_rows=block_rows,
+                block_rows=BLOCK_ROWS,
                 resume=resume,
                 progress=lambda k: bar.advance(job, k),
             )

@@ -229,7 +229,7 @@ def verify_local(tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdic
         gen = get_generator(family)
         batch = getattr(gen, "verify_many", None)
         share_t, share_r = [tasks[i] for i in idx], [responses[i] for i in idx]
-        got = batch(share_t, share_r) if batch else [gen.safe_verify(t, r) for t, r in zip(share_t, share_r)]
+        got = batch(share_t, share_r) if batch else [gen.safe_verify(t, r) for t, r in zip(share_t, share_r, strict=True)]
         for i, verdict in zip(idx, got, strict=True):
             out[i] = verdict
     return out  # type: ignore[return-value]

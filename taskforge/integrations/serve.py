@@ -26,7 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+# FastAPI reads the handlers' annotations by name at run time: `Request` must be a module global.
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
 from taskforge.io import DatasetError, read_jsonl, read_tasks, row_to_task
+from taskforge.registry import get_generator
 from taskforge.task import TASK_FIELDS, Task, Verdict
 
 MAX_BODY_BYTES = 32 << 20
@@ -49,7 +54,7 @@ def _saturn_task(record: dict[str, Any]) -> Task:
 
 
 def _is_saturn(record: dict[str, Any]) -> bool:
-    return SATURN_FIELDS <= set(record) and "family" not in record
+    return set(record) >= SATURN_FIELDS and "family" not in record
 
 
 class TaskIndex:
@@ -147,8 +152,6 @@ def _verify_total(
                 return verdicts
         except Exception:  # a broken backend (a lost Ray actor) must not take the server down
             pass
-        from taskforge.registry import get_generator
-
         return [get_generator(t.family).safe_verify(t, r) for t, r in zip(tasks, responses, strict=True)]
 
     return run
@@ -228,9 +231,6 @@ def create_app(
     timeout_s: float = 60.0,
 ) -> Any:
     """The FastAPI app: `POST /get_reward` (OpenRLHF's protocol) and `GET /health`."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
     if verify is None:
         from taskforge.integrations.ray import verify_local as verify
     service = RewardService(verify, batch_size=batch_size, max_queue=max_queue, timeout_s=timeout_s)
