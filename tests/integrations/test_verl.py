@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 import taskforge
 from taskforge.cli import app
 from taskforge.integrations.verl import compute_score, compute_verdict, task_from_verl_row
-from taskforge.io import DatasetSpec, write_dataset
 from taskforge.registry import get_generator
 
 FAMILIES = {"arithmetic": 2, "sat": 2, "code": 1, "sql": 0, "json_schema": 1}
