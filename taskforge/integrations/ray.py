@@ -101,10 +101,13 @@ def generate_ray(
     address: str | None = None,
     num_cpus: int | None = None,
     block_rows: int = BLOCK_ROWS,
+    cpus_per_block: float = 1.0,
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the dataset with Ray tasks; returns the rows rendered by this call (resumed blocks excluded)."""
+    """Write the dataset with Ray tasks; returns the rows rendered by this call (resumed blocks excluded).
+
+    `cpus_per_block` is what each block task reserves (more than 1 leaves cores free for other work)."""
     spec.validate()
     path = Path(path)
     fmt = path.suffix
@@ -132,7 +135,7 @@ def generate_ray(
     if progress:
         progress(spec.n - sum(stop - start for start, stop in todo))
     if todo:
-        _run_blocks(spec, parts, todo, fmt, address, num_cpus, progress)
+        _run_blocks(spec, parts, todo, fmt, address, num_cpus, cpus_per_block, progress)
     _merge(parts, blocks, path, fmt)
     shutil.rmtree(parts)
     return sum(stop - start for start, stop in todo)
@@ -145,11 +148,12 @@ def _run_blocks(
     fmt: str,
     address: str | None,
     num_cpus: int | None,
+    cpus_per_block: float,
     progress: Callable[[int], None] | None,
 ) -> None:
     connect(address, num_cpus)
     ray = _ray()
-    task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(render_block)
+    task = ray.remote(num_cpus=cpus_per_block, max_retries=MAX_RETRIES)(render_block)
     spec_ref = ray.put(spec)
     # A bounded window of blocks in flight: the driver's memory holds at most this many shards.
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
@@ -229,7 +233,11 @@ def verify_local(tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdic
         gen = get_generator(family)
         batch = getattr(gen, "verify_many", None)
         share_t, share_r = [tasks[i] for i in idx], [responses[i] for i in idx]
-        got = batch(share_t, share_r) if batch else [gen.safe_verify(t, r) for t, r in zip(share_t, share_r, strict=True)]
+        got = (
+            batch(share_t, share_r)
+            if batch
+            else [gen.safe_verify(t, r) for t, r in zip(share_t, share_r, strict=True)]
+        )
         for i, verdict in zip(idx, got, strict=True):
             out[i] = verdict
     return out  # type: ignore[return-value]
@@ -272,7 +280,14 @@ class VerifierPool:
             raise ValueError(f"a pool needs at least one actor, got {actors}")
         connect(address, num_cpus)
         ray = _ray()
-        cls = ray.remote(num_cpus=cpus_per_actor, max_restarts=2, max_task_retries=2)(_VerifierActor)
+        # An actor's code sandbox runs as many workers as the CPUs it reserved, not one per core of its node.
+        sandbox_workers = str(max(1, round(cpus_per_actor)))
+        cls = ray.remote(
+            num_cpus=cpus_per_actor,
+            max_restarts=2,
+            max_task_retries=2,
+            runtime_env={"env_vars": {"TASKFORGE_SANDBOX_WORKERS": sandbox_workers}},
+        )(_VerifierActor)
         self.actors = [cls.remote() for _ in range(actors)]
         self.pids = ray.get([a.ping.remote() for a in self.actors])
 

@@ -6,7 +6,9 @@ import taskforge
 from taskforge.io import DatasetSpec, write_dataset
 from taskforge.registry import get_generator
 
-datasets = pytest.importorskip("datasets", reason="datasets is not installed (pip install 'taskforge[train]')")
+datasets = pytest.importorskip(
+    "datasets", reason="datasets is not installed (pip install 'taskforge[train]')"
+)
 
 from taskforge.integrations.hf import trainer_row  # noqa: E402
 from taskforge.trainers.rewards import TaskReward  # noqa: E402

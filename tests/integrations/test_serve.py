@@ -31,7 +31,9 @@ class Server:
     def __init__(self, app):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
@@ -41,7 +43,9 @@ class Server:
 
     def post(self, body, path="/get_reward"):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=data, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read())
@@ -72,7 +76,11 @@ def server(tasks, tmp_path_factory):
     export_saturn(tmp / "saturn", train_levels=[], test_levels=[(3, 5, 10)], per_level=3, seed=0)
     index = TaskIndex.load([tmp / "tasks.jsonl", tmp / "saturn"])
     srv = Server(create_app(index, batch_size=8, max_queue=256, timeout_s=30))
-    srv.saturn = [json.loads(line) for p in sorted((tmp / "saturn").rglob("*.jsonl")) for line in p.read_text().splitlines()]
+    srv.saturn = [
+        json.loads(line)
+        for p in sorted((tmp / "saturn").rglob("*.jsonl"))
+        for line in p.read_text().splitlines()
+    ]
     yield srv
     srv.stop()
 
@@ -104,8 +112,14 @@ def test_saturn_labels_are_clauses(server):
         assert status == 200 and body["rewards"] == [1.0]
         task = record_to_task(record)
         k = record["k"]
-        wrong = next(a for a in (format(i, f"0{k}b") for i in range(2**k)) if not taskforge.verify(task, f"\\boxed{{{a}}}").passed)
-        status, body = server.post(openrlhf_request(chat(record["prompt"]), f"\\boxed{{{wrong}}}", record["clause"]))
+        wrong = next(
+            a
+            for a in (format(i, f"0{k}b") for i in range(2**k))
+            if not taskforge.verify(task, f"\\boxed{{{a}}}").passed
+        )
+        status, body = server.post(
+            openrlhf_request(chat(record["prompt"]), f"\\boxed{{{wrong}}}", record["clause"])
+        )
         assert status == 200 and body["rewards"] == [0.0]
 
 
@@ -127,7 +141,9 @@ def test_batch_and_concurrent_requests(server, tasks):
     assert status == 200 and got["rewards"] == [want for _, _, want in items]
     before = server.get("/health")["batches"]
     with ThreadPoolExecutor(12) as pool:
-        answers = list(pool.map(lambda it: server.post(openrlhf_request(chat(it[0].prompt), it[1], it[0].id)), items * 2))
+        answers = list(
+            pool.map(lambda it: server.post(openrlhf_request(chat(it[0].prompt), it[1], it[0].id)), items * 2)
+        )
     assert [a[1]["rewards"] for a in answers] == [[want] for _, _, want in items * 2]
     assert server.get("/health")["batches"] - before < len(items) * 2  # concurrent requests shared batches
 

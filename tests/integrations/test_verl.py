@@ -74,10 +74,14 @@ def test_compute_score_never_raises(exported, solution):
 
 
 def test_export_verl_user_errors(tmp_path):
-    result = CliRunner().invoke(app, ["export", "verl", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["export", "verl", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "no such file" in result.output
     (tmp_path / "bad.jsonl").write_text("{}\n")
-    result = CliRunner().invoke(app, ["export", "verl", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        app, ["export", "verl", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2 and "not a task record" in result.output
 
 
@@ -99,7 +103,9 @@ def test_real_verl_reads_our_files_and_calls_our_reward(exported, tmp_path):
     dataset = RLHFDataset([str(out / "train.parquet")], tokenizer, config)
     assert len(dataset) == 2 * len(FAMILIES)
     for path in ("pkg://taskforge.integrations.verl", ours.__file__):
-        reward_config = OmegaConf.create({"reward": {"custom_reward_function": {"path": path, "name": "compute_score"}}})
+        reward_config = OmegaConf.create(
+            {"reward": {"custom_reward_function": {"path": path, "name": "compute_score"}}}
+        )
         score = get_custom_reward_fn(reward_config)
         for i in range(len(dataset)):
             item = dataset[i]
@@ -108,6 +114,16 @@ def test_real_verl_reads_our_files_and_calls_our_reward(exported, tmp_path):
             gold = get_generator(task.family).gold_response(task)
             # as verl's naive reward manager calls it, extra_info grown by the rollout
             extra = dict(item["extra_info"], num_turns=2, rollout_reward_scores={})
-            got = score(data_source=item["data_source"], solution_str=gold, ground_truth=task.to_json(), extra_info=extra)
+            got = score(
+                data_source=item["data_source"],
+                solution_str=gold,
+                ground_truth=task.to_json(),
+                extra_info=extra,
+            )
             assert got == {"score": 1.0, "acc": 1.0}
-            assert score(data_source=item["data_source"], solution_str="no", ground_truth=task.to_json())["score"] == 0.0
+            assert (
+                score(data_source=item["data_source"], solution_str="no", ground_truth=task.to_json())[
+                    "score"
+                ]
+                == 0.0
+            )
