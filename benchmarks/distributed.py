@@ -126,8 +126,12 @@ def round_trip(code_tasks: list[taskforge.Task], code_responses: list[str]) -> d
             pool.verify_many([task], [response(-2)])  # warm: caches, sandbox, SQL databases
             calls = iter(range(10**6))
             out[name] = {
-                "local_ms": _median_ms(lambda t=task, r=response: verify_local([t], [r(next(calls))]), 30),
-                "ray_actor_ms": _median_ms(lambda t=task, r=response: pool.verify_many([t], [r(next(calls))]), 30),
+                "local_ms": _median_ms(
+                    lambda t=task, r=response, c=calls: verify_local([t], [r(next(c))]), 30
+                ),
+                "ray_actor_ms": _median_ms(
+                    lambda t=task, r=response, c=calls: pool.verify_many([t], [r(next(c))]), 30
+                ),
             }
     return out
 
