@@ -1,6 +1,7 @@
 """taskforge: procedural verifiable tasks with controllable difficulty, and the curriculum that doses them."""
 
 from taskforge.api import generate, verify
+from taskforge.errors import TaskforgeError
 from taskforge.extract import extract_answer
 from taskforge.generator import Generator, Knob, KnobError
 from taskforge.integrations.hf import to_hf_dataset
@@ -14,6 +15,7 @@ __all__ = [
     "Knob",
     "KnobError",
     "Task",
+    "TaskforgeError",
     "Verdict",
     "extract_answer",
     "families",
