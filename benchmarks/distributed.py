@@ -25,7 +25,8 @@ from typing import Any
 import ray
 
 import taskforge
-from taskforge.integrations.ray import VerifierPool, generate_ray, verify_local
+from taskforge.api import verify_many
+from taskforge.integrations.ray import VerifierPool, generate_ray
 from taskforge.io import DatasetSpec, write_dataset
 from taskforge.registry import get_generator
 from taskforge.sandbox import default_sandbox
@@ -92,9 +93,9 @@ def verification(n: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows = []
     for workers in (1, 2):
         local_sandbox(workers)
-        verify_local(tasks[:4], responses[:4])  # warm
-        local_s = timed(lambda: verify_local(tasks, responses))
-        want = [v.reason for v in verify_local(tasks, responses)]
+        verify_many(tasks[:4], responses[:4])  # warm
+        local_s = timed(lambda: verify_many(tasks, responses))
+        want = [v.reason for v in verify_many(tasks, responses)]
         with VerifierPool(workers, cpus_per_actor=2 / workers) as pool:
             pool.verify_many(tasks[: 4 * workers], responses[: 4 * workers])  # start every actor's sandbox
             got: list[Any] = []
@@ -122,12 +123,12 @@ def round_trip(code_tasks: list[taskforge.Task], code_responses: list[str]) -> d
     local_sandbox(1)
     with VerifierPool(1) as pool:
         for name, (task, response) in cases.items():
-            assert verify_local([task], [response(-1)])[0].passed, name
+            assert verify_many([task], [response(-1)])[0].passed, name
             pool.verify_many([task], [response(-2)])  # warm: caches, sandbox, SQL databases
             calls = iter(range(10**6))
             out[name] = {
                 "local_ms": _median_ms(
-                    lambda t=task, r=response, c=calls: verify_local([t], [r(next(c))]), 30
+                    lambda t=task, r=response, c=calls: verify_many([t], [r(next(c))]), 30
                 ),
                 "ray_actor_ms": _median_ms(
                     lambda t=task, r=response, c=calls: pool.verify_many([t], [r(next(c))]), 30

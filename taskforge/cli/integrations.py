@@ -1,4 +1,7 @@
-"""`taskforge export verl`, `taskforge serve` (OpenRLHF's remote reward) and `generate --ray`."""
+"""`taskforge export verl`, `taskforge serve` (OpenRLHF's remote reward) and `generate --ray`.
+
+Errors follow the CLI's rule: a `TaskforgeError` raised here or in the library becomes one line and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +9,47 @@ from pathlib import Path
 
 import typer
 
-from taskforge.cli.app import app, console, fail
+from taskforge.cli.app import app, fail, say
 from taskforge.cli.data import progress_bar
 from taskforge.cli.export import export_app
-from taskforge.generator import KnobError
-from taskforge.io import DatasetError, DatasetSpec, read_tasks
-from taskforge.registry import UnknownFamilyError
+from taskforge.errors import MissingExtraError
+from taskforge.io import DatasetComplete, DatasetSpec, read_tasks
 
-USER_ERRORS = (UnknownFamilyError, KnobError, DatasetError, OSError)
+SERVE_EXTRA = "taskforge serve needs FastAPI and uvicorn: pip install 'taskforge[serve]'"
 
 
 def generate_on_ray(spec: DatasetSpec, out: Path, address: str, resume: bool) -> None:
     """The body of `taskforge generate ... --ray [--ray-address ADDRESS]`."""
-    from taskforge.integrations.ray import BLOCK_ROWS, RayUnavailable, generate_ray
+    from taskforge.integrations.ray import BLOCK_ROWS, generate_ray, parts_dir
+
+    spec.validate()
+    bar, jobs = progress_bar(), []  # the bar starts with the first rows, not before a refusal
+
+    def advance(k: int) -> None:
+        if not jobs:
+            bar.start()
+            jobs.append(bar.add_task(f"generate {spec.family or spec.mix} on Ray", total=spec.n))
+        bar.advance(jobs[0], k)
 
     try:
-        spec.validate()
-        with progress_bar() as bar:
-            job = bar.add_task(f"generate {spec.family or spec.mix} on Ray", total=spec.n)
-            written = generate_ray(
-                spec,
-                out,
-                address=None if address == "local" else address,
-                block_rows=BLOCK_ROWS,
-                resume=resume,
-                progress=lambda k: bar.advance(job, k),
-            )
-    except (*USER_ERRORS, RayUnavailable) as exc:
-        fail(str(exc))
-    console.print(f"wrote {out} ({spec.n} tasks, {written} generated now)", highlight=False)
+        written = generate_ray(
+            spec,
+            out,
+            address=None if address == "local" else address,
+            block_rows=BLOCK_ROWS,
+            resume=resume,
+            progress=advance,
+        )
+    except DatasetComplete:
+        say(f"{out} is already complete ({spec.n} tasks); nothing to do")
+        return
+    except KeyboardInterrupt:
+        say(f"interrupted: finished blocks are kept in {parts_dir(out)}; run the same command with --resume")
+        raise typer.Exit(130) from None
+    finally:
+        if jobs:
+            bar.stop()
+    say(f"wrote {out} ({spec.n} tasks, {written} generated now)")
 
 
 @export_app.command("verl")
@@ -46,16 +61,11 @@ def verl(
     `reward.custom_reward_function.path=pkg://taskforge.integrations.verl`, `.name=compute_score`."""
     from taskforge.integrations.verl import export_verl
 
-    if not tasks.exists():
-        fail(f"no such file: {tasks}")
-    try:
-        with progress_bar() as bar:
-            job = bar.add_task("export verl", total=None)
-            written = export_verl(read_tasks(tasks), out, on_task=lambda: bar.advance(job))
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    with progress_bar() as bar:
+        job = bar.add_task("export verl", total=None)
+        written = export_verl(read_tasks(tasks), out, on_task=lambda: bar.advance(job))
     for path in written:
-        console.print(f"wrote {path}", highlight=False)
+        say(f"wrote {path}")
 
 
 @app.command()
@@ -72,33 +82,24 @@ def serve(
     ray_address: str = typer.Option(None, help="Ray cluster to join (default: a local one)"),
 ) -> None:
     """Serve rewards over HTTP in OpenRLHF's remote reward protocol (POST /get_reward)."""
-    try:
-        from taskforge.integrations.serve import TaskIndex, create_app
-    except ImportError:
-        fail("serve needs FastAPI and uvicorn: pip install 'taskforge[serve]'")
     if not 1 <= port <= 65535:
         fail(f"--port must be in 1..65535, got {port}")
-    if batch_size < 1 or max_queue < 1 or not timeout > 0:
-        fail("--batch-size and --max-queue must be >= 1 and --timeout > 0")
+    if batch_size < 1 or max_queue < 1 or not timeout > 0 or ray_actors < 0:
+        fail("--batch-size and --max-queue must be >= 1, --timeout > 0 and --ray-actors >= 0")
     try:
         import uvicorn
 
-        index = TaskIndex.load(tasks)
+        from taskforge.integrations.serve import TaskIndex, create_app
     except ImportError:
-        fail("serve needs FastAPI and uvicorn: pip install 'taskforge[serve]'")
-    except USER_ERRORS as exc:
-        fail(str(exc))
+        raise MissingExtraError(SERVE_EXTRA) from None
+    index = TaskIndex.load(tasks)
     verify = None
     if ray_actors:
-        from taskforge.integrations.ray import RayUnavailable, VerifierPool
+        from taskforge.integrations.ray import VerifierPool
 
-        try:
-            verify = VerifierPool(ray_actors, address=ray_address).verify_many
-        except RayUnavailable as exc:
-            fail(str(exc))
-    app_ = create_app(index, verify=verify, batch_size=batch_size, max_queue=max_queue, timeout_s=timeout)
-    console.print(
-        f"serving {len(index)} tasks on http://{host}:{port}/get_reward (OpenRLHF: --reward.remote_url)",
-        highlight=False,
+        verify = VerifierPool(ray_actors, address=ray_address).verify_many
+    application = create_app(
+        index, verify=verify, batch_size=batch_size, max_queue=max_queue, timeout_s=timeout
     )
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    say(f"serving {len(index)} tasks on http://{host}:{port}/get_reward (OpenRLHF: --reward.remote_url)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from taskforge.io import read_tasks, row_to_task
+from taskforge.api import as_task
+from taskforge.errors import MissingExtraError
+from taskforge.io import read_tasks
 from taskforge.task import Task
 
 
@@ -31,8 +33,7 @@ def features() -> Any:
 def trainer_row(task: Task | dict[str, Any]) -> dict[str, Any]:
     """One trainer row from a Task or from a row of a file we wrote (e.g. read by `datasets.load_dataset`);
     usable with `Dataset.map(trainer_row, remove_columns=...)`."""
-    if not isinstance(task, Task):
-        task = row_to_task(task)
+    task = as_task(task)
     return {
         "prompt": [{"role": m["role"], "content": m["content"]} for m in task.messages],
         "task": task.to_json(),
@@ -45,8 +46,8 @@ def to_hf_dataset(path_or_tasks: str | Path | Iterable[Task]) -> Any:
     """A `datasets.Dataset` of trainer rows from a file `taskforge generate` wrote, or from Tasks."""
     try:
         from datasets import Dataset
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("to_hf_dataset needs `datasets`: pip install 'taskforge[train]'") from exc
+    except ImportError:  # pragma: no cover - depends on the install
+        raise MissingExtraError("to_hf_dataset needs `datasets`: pip install 'taskforge[train]'") from None
     tasks = read_tasks(path_or_tasks) if isinstance(path_or_tasks, str | Path) else path_or_tasks
     rows = [trainer_row(t) for t in tasks]
     return Dataset.from_list(rows, features=features())

@@ -28,8 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taskforge import io as tfio
-from taskforge.io import PARQUET_SCHEMA, DatasetError, DatasetSpec, _render_chunk, task_to_row
-from taskforge.registry import get_generator
+from taskforge.api import verify_many
+from taskforge.errors import DatasetError, GenerationError, MissingExtraError, TaskforgeError
+from taskforge.io import PARQUET_SCHEMA, DatasetComplete, DatasetSpec, _render_chunk, task_to_row
 from taskforge.seeding import hash_unit
 from taskforge.task import Task, Verdict
 
@@ -37,15 +38,15 @@ BLOCK_ROWS = 4096
 MAX_RETRIES = 3  # Ray reruns a task whose worker process died this many times before giving up
 
 
-class RayUnavailable(RuntimeError):
-    """Ray is not installed (the `[ray]` extra) or the cluster cannot be reached."""
+class RayUnavailable(TaskforgeError, RuntimeError):
+    """The Ray cluster cannot be started or reached."""
 
 
 def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise RayUnavailable("Ray is not installed: pip install 'taskforge[ray]'") from None
+        raise MissingExtraError("Ray is not installed: pip install 'taskforge[ray]'") from None
     return ray
 
 
@@ -119,8 +120,9 @@ def generate_ray(
     plan = json.loads(json.dumps({"spec": spec.to_dict(), "block_rows": block_rows, "format": fmt}))
     if resume:
         if not (parts / "plan.json").exists():
-            done = "is already complete" if path.exists() else "has no run to resume"
-            raise DatasetError(f"{path} {done} (no {parts.name}/)")
+            if path.exists():
+                raise DatasetComplete(f"{path} is already complete; nothing to resume")
+            raise DatasetError(f"{path} has no run to resume (no {parts.name}/)")
         old = json.loads((parts / "plan.json").read_text())
         if old != plan:
             raise DatasetError(f"cannot resume {path}: it was started with different settings {old}")
@@ -178,9 +180,9 @@ def _run_blocks(
                     ray.cancel(other)
                 cause = getattr(exc, "cause", None) or exc
                 first = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
-                raise DatasetError(
-                    f"block {block[0]}..{block[1] - 1} failed after {MAX_RETRIES} retries ({first}); "
-                    "finished blocks are kept: rerun with --resume"
+                raise GenerationError(
+                    f"block {block[0]}..{block[1] - 1} failed ({first}); finished blocks are kept in "
+                    f"{parts.name}/ for --resume"
                 ) from None
             _write_atomic(_shard(parts, block, fmt), data)
             if progress:
@@ -223,26 +225,6 @@ def _merge(parts: Path, blocks: list[tuple[int, int]], path: Path, fmt: str) -> 
 
 
 # ---- verification ---------------------------------------------------------------------------------
-def verify_local(tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdict]:
-    """One Verdict per pair, in order, each family's share in one batch (code: one sandbox round)."""
-    out: list[Verdict | None] = [None] * len(tasks)
-    by_family: dict[str, list[int]] = {}
-    for i, task in enumerate(tasks):
-        by_family.setdefault(task.family, []).append(i)
-    for family, idx in by_family.items():
-        gen = get_generator(family)
-        batch = getattr(gen, "verify_many", None)
-        share_t, share_r = [tasks[i] for i in idx], [responses[i] for i in idx]
-        got = (
-            batch(share_t, share_r)
-            if batch
-            else [gen.safe_verify(t, r) for t, r in zip(share_t, share_r, strict=True)]
-        )
-        for i, verdict in zip(idx, got, strict=True):
-            out[i] = verdict
-    return out  # type: ignore[return-value]
-
-
 class _VerifierActor:
     """One per CPU; its process keeps the code sandbox's worker and the SQL worker warm between calls."""
 
@@ -258,11 +240,12 @@ class _VerifierActor:
                 if len(self.tasks) >= 4096:
                     self.tasks.pop(next(iter(self.tasks)))
                 self.tasks[task_id] = Task.from_json(text)
-        return verify_local([self.tasks[t] for t, _ in pairs], [r for _, r in pairs])
+        return verify_many([self.tasks[t] for t, _ in pairs], [r for _, r in pairs])
 
 
 class VerifierPool:
-    """Ray actors that verify; `pool.verify_many(tasks, responses)` gives what `verify_local` gives.
+    """Ray actors that verify: `pool.verify_many(tasks, responses)` gives what `taskforge.api.verify_many`
+    gives in this process, and `verify_many(tasks, responses, pool=pool)` sends the batch here.
 
     Every response to one task goes to the same actor (by a hash of the task id), so that actor's SQL
     database cache and verdict memo serve all of a GRPO group's samples.

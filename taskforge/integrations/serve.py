@@ -30,7 +30,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from taskforge.io import DatasetError, read_jsonl, read_tasks, row_to_task
+from taskforge.api import as_task, verify_many
+from taskforge.errors import DatasetError
+from taskforge.io import read_jsonl, read_tasks
 from taskforge.registry import get_generator
 from taskforge.task import TASK_FIELDS, Task, Verdict
 
@@ -127,7 +129,7 @@ class TaskIndex:
             if _is_saturn(record):
                 return _saturn_task(record)
             if set(TASK_FIELDS) - {"meta"} <= set(record):
-                return row_to_task(record)
+                return as_task(record)
         except (TypeError, ValueError, KeyError) as exc:
             raise LabelError(f"label is not a valid task record: {str(exc)[:200]}") from None
         raise LabelError("a JSON label must be a task record (the fields `taskforge generate` writes)")
@@ -232,7 +234,7 @@ def create_app(
 ) -> Any:
     """The FastAPI app: `POST /get_reward` (OpenRLHF's protocol) and `GET /health`."""
     if verify is None:
-        from taskforge.integrations.ray import verify_local as verify
+        verify = verify_many
     service = RewardService(verify, batch_size=batch_size, max_queue=max_queue, timeout_s=timeout_s)
 
     @contextlib.asynccontextmanager

@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 import taskforge
-from taskforge.io import DatasetError, DatasetSpec, write_dataset
+from taskforge.io import DatasetComplete, DatasetError, DatasetSpec, write_dataset
 from taskforge.registry import get_generator
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'taskforge[ray]')")
 import ray  # noqa: E402
 
+from taskforge.api import verify_many  # noqa: E402
 from taskforge.integrations import ray as tf_ray  # noqa: E402
-from taskforge.integrations.ray import VerifierPool, generate_ray, verify_local  # noqa: E402
+from taskforge.integrations.ray import VerifierPool, generate_ray  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 # Ray workers unpickle the specs below by value: they cannot import this test module.
@@ -108,7 +109,7 @@ def test_resume_after_a_killed_driver(ray_cluster, tmp_path):
     assert generate_ray(spec, out, block_rows=4, resume=True) == 48 - 4 * kept
     write_dataset(DatasetSpec(n=48, family="arithmetic", level=1, seed=3), tmp_path / "local.parquet")
     assert out.read_bytes() == (tmp_path / "local.parquet").read_bytes()
-    with pytest.raises(DatasetError, match="already complete"):
+    with pytest.raises(DatasetComplete, match="already complete"):
         generate_ray(spec, out, block_rows=4, resume=True)
 
 
@@ -129,8 +130,8 @@ def test_verifier_pool_gives_the_local_verdicts(ray_cluster):
     responses.append(hostile)
     with VerifierPool(2) as pool:
         assert len(set(pool.pids)) == 2 and os.getpid() not in pool.pids
-        remote = pool.verify_many(tasks, responses)
-    local = verify_local(tasks, responses)
+        remote = verify_many(tasks, responses, pool=pool)
+    local = verify_many(tasks, responses)
     assert [v.reason for v in remote] == [v.reason for v in local]
     assert [v.passed for v in remote[:12:3]] == [True] * 4
     assert not any(v.passed for i, v in enumerate(remote) if i % 3)
