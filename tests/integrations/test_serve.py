@@ -201,3 +201,19 @@ def test_bounded_queue_and_timeout(tasks):
         assert status == 504 and "longer than" in body["error"]
     finally:
         srv.stop()
+
+
+def test_real_openrlhf_client_gets_our_rewards(server, tasks):
+    """OpenRLHF's own HTTP client code (0.11), when importable: the request it builds, the answer it reads."""
+    agent = pytest.importorskip(
+        "openrlhf.utils.agent", reason="openrlhf is not installed (needs CUDA stacks)"
+    )
+    import asyncio
+
+    executor = agent.SingleTurnAgentExecutor(remote_rm_url=server.url + "/get_reward")
+    for task in tasks:
+        prompt = chat(task.prompt)
+        for response, want in ((get_generator(task.family).gold_response(task), 1.0), ("no idea", 0.0)):
+            infos = asyncio.run(executor._fetch_rewards_via_http([prompt + response], [prompt], [task.id]))
+            # what SingleTurnAgentExecutor.execute keeps from the first answer
+            assert infos[0]["rewards"] == [want] and infos[0].get("scores") == [want]
