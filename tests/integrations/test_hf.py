@@ -47,3 +47,33 @@ def test_tasks_and_load_dataset_paths_agree(tmp_path):
     assert mapped["task"] == from_tasks["task"] and mapped["prompt"] == from_tasks["prompt"]
     good, _ = _score(mapped)
     assert good == [1.0] * 5
+
+
+def test_a_plain_trl_grpo_trainer_trains_on_it(tiny_causal_lm, tmp_path):
+    """The README's path: generate -> to_hf_dataset -> TRL's GRPOTrainer with our TaskReward, unchanged."""
+    trl = pytest.importorskip("trl")
+    model, tokenizer = tiny_causal_lm
+    write_dataset(DatasetSpec(n=8, family="arithmetic", level=0, seed=2), tmp_path / "t.parquet")
+    reward = TaskReward(group_size=4)
+    config = trl.GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        bf16=False,
+        max_steps=2,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        report_to=[],
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = trl.GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=config,
+        train_dataset=taskforge.to_hf_dataset(tmp_path / "t.parquet"),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    assert trainer.state.global_step == 2
+    assert sum(n for _, n in reward.history) == 2 * 4  # every completion of both steps got our reward
