@@ -136,3 +136,20 @@ def test_verifier_pool_gives_the_local_verdicts(ray_cluster):
     assert [v.reason for v in remote] == [v.reason for v in local]
     assert [v.passed for v in remote[:12:3]] == [True] * 4
     assert not any(v.passed for i, v in enumerate(remote) if i % 3)
+
+
+def test_cli_generate_on_ray(ray_cluster, tmp_path):
+    from typer.testing import CliRunner
+
+    from taskforge.cli import app
+
+    args = ["generate", "arithmetic", "-n", "50", "--level", "2", "--seed", "6"]
+    runner = CliRunner()
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "ray.jsonl"), "--ray"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "local.jsonl")]).exit_code == 0
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "ray.jsonl"), "--ray", "--resume"])
+    assert result.exit_code == 0 and "already complete" in result.output
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "ray.txt"), "--ray"])
+    assert result.exit_code == 2 and "must end in .jsonl or .parquet" in result.output

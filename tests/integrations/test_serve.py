@@ -217,3 +217,18 @@ def test_real_openrlhf_client_gets_our_rewards(server, tasks):
             infos = asyncio.run(executor._fetch_rewards_via_http([prompt + response], [prompt], [task.id]))
             # what SingleTurnAgentExecutor.execute keeps from the first answer
             assert infos[0]["rewards"] == [want] and infos[0].get("scores") == [want]
+
+
+def test_serve_cli_user_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from taskforge.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "--tasks", str(tmp_path / "missing.jsonl")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["serve", "--tasks", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "holds no .jsonl or .parquet" in result.output
+    result = runner.invoke(app, ["serve", "--tasks", str(tmp_path), "--port", "70000"])
+    assert result.exit_code == 2 and "--port" in result.output
