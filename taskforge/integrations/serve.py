@@ -130,7 +130,7 @@ class TaskIndex:
                 return _saturn_task(record)
             if set(TASK_FIELDS) - {"meta"} <= set(record):
                 return as_task(record)
-        except (TypeError, ValueError, KeyError) as exc:
+        except Exception as exc:  # any malformed record is the client's mistake: a 4xx, never a 500
             raise LabelError(f"label is not a valid task record: {str(exc)[:200]}") from None
         raise LabelError("a JSON label must be a task record (the fields `taskforge generate` writes)")
 

@@ -181,6 +181,11 @@ def test_hostile_completions_never_crash_the_server(server, tasks):
         ({"query": ["a"], "labels": ["{broken"]}, 422, "not valid JSON"),
         ({"query": ["a"], "labels": ['{"a": 1}']}, 422, "task record"),
         ({"query": ["a"], "labels": [3]}, 422, "string"),
+        (
+            {"query": ["a"], "labels": [json.dumps({f: 1 for f in taskforge.task.TASK_FIELDS})]},
+            422,
+            "valid task",
+        ),
     ],
 )
 def test_malformed_requests_get_a_4xx(server, body, status, message):

@@ -67,7 +67,17 @@ def test_compute_score_gives_our_verdicts(exported):
 @pytest.mark.parametrize("solution", [None, b"\x00", "<answer>" * 10_000, "\\boxed{" * 500, 12, ["x"]])
 def test_compute_score_never_raises(exported, solution):
     tasks, _ = exported
-    for truth in (tasks[0].to_json(), "", "{not json", json.dumps({"family": "nope"}), None, 7):
+    for truth in (
+        tasks[0].to_json(),
+        "",
+        "{not json",
+        json.dumps({"family": "nope"}),
+        "[1, 2]",
+        "null",
+        None,
+        7,
+        [1],
+    ):
         result = compute_score("taskforge/x", solution, truth, None)
         assert result["score"] == 0.0 and set(result) == {"score", "acc"}
     assert compute_verdict(solution, "{not json").reason == "error"
