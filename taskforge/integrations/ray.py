@@ -116,6 +116,8 @@ def generate_ray(
         raise DatasetError(f"output must end in .jsonl or .parquet, got {path.name!r}")
     if block_rows < 1:
         raise DatasetError(f"block size must be >= 1, got {block_rows}")
+    _ray()  # a missing extra is reported before anything is written
+    tfio.check_writable(path)
     parts = parts_dir(path)
     plan = json.loads(json.dumps({"spec": spec.to_dict(), "block_rows": block_rows, "format": fmt}))
     if resume:
@@ -179,6 +181,11 @@ def _run_blocks(
                 for other in pending:
                     ray.cancel(other)
                 cause = getattr(exc, "cause", None) or exc
+                if isinstance(
+                    cause, TaskforgeError
+                ):  # the settings cannot work (as locally): resuming won't help
+                    shutil.rmtree(parts, ignore_errors=True)
+                    raise cause from None
                 first = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
                 raise GenerationError(
                     f"block {block[0]}..{block[1] - 1} failed ({first}); finished blocks are kept in "

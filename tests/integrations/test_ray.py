@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import taskforge
+from taskforge.errors import GenerationError
 from taskforge.io import DatasetComplete, DatasetError, DatasetSpec, write_dataset
 from taskforge.registry import get_generator
 
@@ -39,6 +40,18 @@ class DyingSpec(DatasetSpec):
         if os.getpid() != self.driver and not flag.exists():
             flag.write_text(str(os.getpid()))
             os._exit(1)
+        return DatasetSpec.sampler(self, family)
+
+
+@dataclasses.dataclass(frozen=True)
+class FailingSpec(DatasetSpec):
+    """Valid in the driver, impossible on the workers (as a level with too few distinct problems is)."""
+
+    driver: int = 0
+
+    def sampler(self, family):
+        if os.getpid() != self.driver:
+            raise GenerationError("too few distinct problems to fill split 'train'")
         return DatasetSpec.sampler(self, family)
 
 
@@ -73,6 +86,13 @@ def test_a_killed_worker_is_retried(ray_cluster, tmp_path):
     assert marker.exists(), "the fault was never injected"
     write_dataset(DatasetSpec(n=120, family="arithmetic", level=3, seed=1), tmp_path / "local.jsonl")
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+
+
+def test_a_block_that_cannot_work_fails_like_a_local_run(ray_cluster, tmp_path):
+    spec = FailingSpec(n=20, family="arithmetic", level=1, driver=os.getpid())
+    with pytest.raises(GenerationError, match="too few distinct problems"):
+        generate_ray(spec, tmp_path / "ray.jsonl", block_rows=5)
+    assert not tf_ray.parts_dir(tmp_path / "ray.jsonl").exists() and not (tmp_path / "ray.jsonl").exists()
 
 
 DRIVER = """
