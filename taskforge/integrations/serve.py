@@ -50,7 +50,7 @@ class Overloaded(RuntimeError):
 
 # ---- finding tasks --------------------------------------------------------------------------------
 def _saturn_task(record: dict[str, Any]) -> Task:
-    from taskforge.generators.sat.saturn import record_to_task
+    from taskforge.generators.sat.records import record_to_task
 
     return record_to_task(record)
 

@@ -17,7 +17,7 @@ from taskforge.registry import get_generator
 pytest.importorskip("fastapi", reason="FastAPI is not installed (pip install 'taskforge[serve]')")
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (pip install 'taskforge[serve]')")
 
-from taskforge.generators.sat.saturn import export_saturn, record_to_task  # noqa: E402
+from taskforge.generators.sat.records import export_saturn, record_to_task  # noqa: E402
 from taskforge.integrations.serve import TaskIndex, create_app  # noqa: E402
 
 
