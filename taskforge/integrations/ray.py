@@ -235,7 +235,10 @@ def _merge(parts: Path, blocks: list[tuple[int, int]], path: Path, fmt: str) -> 
 class _VerifierActor:
     """One per CPU; its process keeps the code sandbox's worker and the SQL worker warm between calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, sandbox_workers: int) -> None:
+        # Read when this process first starts its code sandbox: as many workers as CPUs the actor reserved,
+        # not one per core of its node.
+        os.environ["TASKFORGE_SANDBOX_WORKERS"] = str(sandbox_workers)
         self.tasks: dict[str, Task] = {}
 
     def ping(self) -> int:
@@ -270,15 +273,8 @@ class VerifierPool:
             raise ValueError(f"a pool needs at least one actor, got {actors}")
         connect(address, num_cpus)
         ray = _ray()
-        # An actor's code sandbox runs as many workers as the CPUs it reserved, not one per core of its node.
-        sandbox_workers = str(max(1, round(cpus_per_actor)))
-        cls = ray.remote(
-            num_cpus=cpus_per_actor,
-            max_restarts=2,
-            max_task_retries=2,
-            runtime_env={"env_vars": {"TASKFORGE_SANDBOX_WORKERS": sandbox_workers}},
-        )(_VerifierActor)
-        self.actors = [cls.remote() for _ in range(actors)]
+        cls = ray.remote(num_cpus=cpus_per_actor, max_restarts=2, max_task_retries=2)(_VerifierActor)
+        self.actors = [cls.remote(max(1, round(cpus_per_actor))) for _ in range(actors)]
         self.pids = ray.get([a.ping.remote() for a in self.actors])
 
     def verify_many(self, tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdict]:
