@@ -248,9 +248,10 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     args = GRPOConfig(**cfg.grpo_kwargs())  # sets up the process group under torchrun
     main = args.process_index == 0
     log_path = out / "run_log.jsonl"
+    done = saved is not None and int(saved["global_step"]) >= args.max_steps
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        if saved is not None and log_path.is_file():
+        if saved is not None and not done and log_path.is_file():
             # A resume from an earlier checkpoint: what the log holds past it is replayed by this run.
             with log_path.open("r+b") as fh:
                 fh.truncate(int(saved.get("log_offset", fh.seek(0, 2))))
@@ -299,7 +300,6 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     )
     callback.trainer = trainer
     callback.resumed_from = ckpt
-    done = saved is not None and int(saved["global_step"]) >= args.max_steps
     try:
         if done:
             # Finished already: transformers would still take one step past max_steps.
