@@ -31,9 +31,8 @@ from taskforge.trainers.rewards import TaskReward, format_reward
 STATE_FILE = "taskforge_state.json"
 # Library warnings repeated every step or on every resume, none of which a user can act on.
 QUIET_WARNINGS = (
-    r".*torch.utils.checkpoint.*use_reentrant.*",
-    r".*`torch_dtype` is deprecated.*",
-    r".*past_key_values.*deprecated.*",
+    r"`is_gradient_checkpointing` is deprecated",  # TRL 1.16 asks the model under transformers 5's old name
+    r"`gradient_checkpointing\w*` is deprecated",
 )
 
 
@@ -223,7 +222,8 @@ def _quiet_library_noise() -> None:
 
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    hf_logging.get_logger("transformers.modeling_utils").setLevel(hf_logging.ERROR)
+    # "The following layers were not sharded" on every save of a model without a tensor-parallel plan.
+    hf_logging.get_logger("transformers.distributed.tensor_parallel").setLevel(hf_logging.ERROR)
 
 
 # ---- train --------------------------------------------------------------------------------------
@@ -277,6 +277,11 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    tied = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    if tied:
+        # Tied weights (lm_head = embeddings) are saved once, so a checkpoint lacks lm_head.weight, and on
+        # resume transformers warned that it was missing. Declared as not saved, it is re-tied on load.
+        model._keys_to_ignore_on_save = set(tied)
     peft_config = None
     if cfg.lora is not None:
         from peft import LoraConfig
