@@ -38,7 +38,9 @@ Evaluator = Callable[[list[Task]], Sequence[float]]
 MAX_PENDING = 100_000  # tasks handed out and not yet observed; the oldest are forgotten beyond this
 
 
-def _sample(gen_cls: type[Generator], params: dict[str, Any], seed: int, split: str, index: int) -> dict[str, Any]:
+def _sample(
+    gen_cls: type[Generator], params: dict[str, Any], seed: int, split: str, index: int
+) -> dict[str, Any]:
     # Runs in a worker process: the class travels by reference (module + name), the task back as a dict.
     return gen_cls().sample(params, seed, split, index).to_dict()
 
@@ -59,15 +61,23 @@ class Proposal:
     def record(self) -> dict[str, Any]:
         """The JSON form, as stored in `Task.meta` and written to the run log."""
         return {
-            "family": self.family, "cell": dict(self.cell), "stream_index": self.index, "level": self.level,
-            "predicted_p": self.predicted_p, "predicted_zero_var": self.predicted_zero_var,
+            "family": self.family,
+            "cell": dict(self.cell),
+            "stream_index": self.index,
+            "level": self.level,
+            "predicted_p": self.predicted_p,
+            "predicted_zero_var": self.predicted_zero_var,
         }
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> Proposal:
         return cls(
-            str(meta["family"]), dict(meta["cell"]), int(meta["stream_index"]), int(meta["level"]),
-            float(meta["predicted_p"]), float(meta["predicted_zero_var"]),
+            str(meta["family"]),
+            dict(meta["cell"]),
+            int(meta["stream_index"]),
+            int(meta["level"]),
+            float(meta["predicted_p"]),
+            float(meta["predicted_zero_var"]),
         )
 
 
@@ -144,19 +154,31 @@ class TaskStream:
         """`source`: a family name, a Generator (class or instance) or a list of them; one `controller`
         (by name) is built per family on its KnobSpace; `weights` share batches among families (fixed or
         "adaptive"). `options` are the TaskStream keywords (batch, prefetch, workers, log_path, ...)."""
-        gens = {g.family: g for g in map(_as_generator, source if isinstance(source, list | tuple) else [source])}
+        gens = {
+            g.family: g for g in map(_as_generator, source if isinstance(source, list | tuple) else [source])
+        }
         settings = dict(controller_settings or {})
         ctrls = {
-            f: make_controller(controller or "adaptive", KnobSpace.from_generator(g), group_size=group_size, seed=seed, **settings)
+            f: make_controller(
+                controller or "adaptive",
+                KnobSpace.from_generator(g),
+                group_size=group_size,
+                seed=seed,
+                **settings,
+            )
             for f, g in gens.items()
         }
         return cls(Mixture(ctrls, weights, seed=seed), seed, generators=gens, **options)
 
     @classmethod
-    def from_controller(cls, source: Any, controller: Controller, seed: int = 0, **options: Any) -> TaskStream:
+    def from_controller(
+        cls, source: Any, controller: Controller, seed: int = 0, **options: Any
+    ) -> TaskStream:
         """One family (name or Generator) driven by one ready Controller."""
         gen = _as_generator(source)
-        return cls(Mixture({gen.family: controller}, seed=seed), seed, generators={gen.family: gen}, **options)
+        return cls(
+            Mixture({gen.family: controller}, seed=seed), seed, generators={gen.family: gen}, **options
+        )
 
     # ---- iteration ------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Task]:
@@ -188,7 +210,9 @@ class TaskStream:
         for family, cell in self.mixture.propose(self.batch):
             pred = self.mixture.predict(family, cell)
             level = self.mixture.controllers[family].space.nearest_level(cell)
-            prop = Proposal(family, cell, self.next_index, level, round(pred["p"], 6), round(pred["p_zero_var"], 6))
+            prop = Proposal(
+                family, cell, self.next_index, level, round(pred["p"], 6), round(pred["p_zero_var"], 6)
+            )
             self.next_index += 1
             self._queue.append((prop, self._submit(prop)))
             self._write({"event": "propose", **prop.record()})
@@ -200,11 +224,15 @@ class TaskStream:
         return self._pool.submit(_sample, type(gen), self._params(prop), self.seed, self.split, prop.index)
 
     # ---- feedback -------------------------------------------------------------------------------------
-    def observe(self, task: Task | Mapping[str, Any] | str, rewards: Sequence[float], *, step: int | None = None) -> bool:
+    def observe(
+        self, task: Task | Mapping[str, Any] | str, rewards: Sequence[float], *, step: int | None = None
+    ) -> bool:
         """Route one prompt's group rewards to its family's controller; `step` (the trainer's) goes to the
         run log. Returns False (and changes nothing) for a task this stream did not hand out or already
         observed."""
-        task_id = task.id if isinstance(task, Task) else task["id"] if isinstance(task, Mapping) else str(task)
+        task_id = (
+            task.id if isinstance(task, Task) else task["id"] if isinstance(task, Mapping) else str(task)
+        )
         rewards = [float(r) for r in rewards]
         with self._lock:
             queue = self._by_id.get(task_id)
@@ -214,11 +242,19 @@ class TaskStream:
             self.mixture.observe(prop.family, prop.cell, rewards)
             self.observed += 1
             passes = sum(r > PASS_THRESHOLD for r in rewards)
-            self._write({
-                "event": "observe", "step": step, "task_id": task_id, "observed": self.observed, **prop.record(),
-                "params": self._params(prop), "difficulty": difficulty, "rewards": rewards,
-                "pass_rate": passes / len(rewards) if rewards else None,
-            })
+            self._write(
+                {
+                    "event": "observe",
+                    "step": step,
+                    "task_id": task_id,
+                    "observed": self.observed,
+                    **prop.record(),
+                    "params": self._params(prop),
+                    "difficulty": difficulty,
+                    "rewards": rewards,
+                    "pass_rate": passes / len(rewards) if rewards else None,
+                }
+            )
             self._run_evaluations()
             return True
 
@@ -297,12 +333,14 @@ class TaskStream:
             from datasets import Features, IterableDataset, Value
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError("as_hf_dataset needs `datasets`: pip install 'taskforge[train]'") from exc
-        features = Features({
-            "prompt": [{"role": Value("string"), "content": Value("string")}],
-            "task": Value("string"),
-            "task_id": Value("string"),
-            "family": Value("string"),
-        })
+        features = Features(
+            {
+                "prompt": [{"role": Value("string"), "content": Value("string")}],
+                "task": Value("string"),
+                "task_id": Value("string"),
+                "family": Value("string"),
+            }
+        )
         return IterableDataset.from_generator(_rows, features=features, gen_kwargs={"stream": _Handle(self)})
 
     # ---- logging and shutdown -------------------------------------------------------------------------
@@ -379,5 +417,3 @@ def _as_generator(item: Any) -> Generator:
     if isinstance(item, str):
         return get_generator(item)
     raise TypeError(f"expected a family name, Generator class or instance, got {item!r}")
-
-

@@ -67,7 +67,9 @@ def build_stream(cfg: TrainConfig, log_path: Path | None, world_size: int = 1) -
         cls = generator_class(t.family)
         if t.curriculum:
             space = KnobSpace.from_generator(cls)
-            ctrl = make_controller(cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **ctrl_settings)
+            ctrl = make_controller(
+                cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **ctrl_settings
+            )
         else:
             params = cls.resolve_params(t.level, t.params)
             first = next(iter(params))
@@ -77,7 +79,12 @@ def build_stream(cfg: TrainConfig, log_path: Path | None, world_size: int = 1) -
     mixture = Mixture(controllers, weights={t.family: t.weight for t in cfg.tasks}, seed=cfg.seed)
     # Propose one global generation batch at a time (every rank reads the whole global batch from its own,
     # identical stream and keeps its slice), so each batch's cells follow the freshest observations.
-    opts = {"batch": max(cfg.prompts_per_generation(world_size), 1), "prefetch": 1, "log_path": log_path, **cfg.stream}
+    opts = {
+        "batch": max(cfg.prompts_per_generation(world_size), 1),
+        "prefetch": 1,
+        "log_path": log_path,
+        **cfg.stream,
+    }
     return TaskStream(mixture, seed=cfg.seed, **opts)
 
 
@@ -152,9 +159,13 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path, heldout: Any 
             state.epoch = state.global_step / state.max_steps
             # A collective call on every rank: cheap (a hash each), and a divergence stops the run loudly
             # instead of training on curricula that silently differ.
-            self._digests = list(gather_object([state_digest(stream)])) if args.world_size > 1 else [state_digest(stream)]
+            self._digests = (
+                list(gather_object([state_digest(stream)])) if args.world_size > 1 else [state_digest(stream)]
+            )
             if len(set(self._digests)) > 1:
-                raise RuntimeError(f"controller states differ across ranks at step {state.global_step}: {self._digests}")
+                raise RuntimeError(
+                    f"controller states differ across ranks at step {state.global_step}: {self._digests}"
+                )
             if heldout is not None and heldout.every and state.global_step % heldout.every == 0:
                 self._evaluate(state)
 
@@ -162,12 +173,16 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path, heldout: Any 
             if not state.is_world_process_zero:
                 return  # the main process evaluates; the others wait for it at the next collective
             metrics = heldout.run(self.trainer)
-            self._write({"event": "heldout", "step": state.global_step, "observed": stream.observed, **metrics})
+            self._write(
+                {"event": "heldout", "step": state.global_step, "observed": stream.observed, **metrics}
+            )
             # transformers' own Trainer.log sends them to the report_to backends at this step; TRL's override
             # would also flush (and so steal) the training metrics gathered for this step's log.
             Trainer.log(self.trainer, dict(metrics))
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
             if not state.is_world_process_zero or not logs or any(k.startswith("heldout/") for k in logs):
                 return
             rec: dict[str, Any] = {"event": "train_step", "step": state.global_step}
@@ -264,8 +279,12 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         stream.load_state_dict(saved["stream"], replay=True)
 
     reward = TaskReward(
-        cfg.group_size, stream.observe, predict_zero_var=predicted_zero_var, workers=cfg.verify_workers,
-        gather=gather_object if args.world_size > 1 else None, metrics=lambda: controller_summary(stream),
+        cfg.group_size,
+        stream.observe,
+        predict_zero_var=predicted_zero_var,
+        workers=cfg.verify_workers,
+        gather=gather_object if args.world_size > 1 else None,
+        metrics=lambda: controller_summary(stream),
     )
     if saved is not None:
         reward.groups_routed = int(saved.get("groups_routed", 0))
@@ -286,7 +305,9 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     if cfg.lora is not None:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(**{"task_type": "CAUSAL_LM", "r": 8, "lora_alpha": 16, "target_modules": "all-linear", **cfg.lora})
+        peft_config = LoraConfig(
+            **{"task_type": "CAUSAL_LM", "r": 8, "lora_alpha": 16, "target_modules": "all-linear", **cfg.lora}
+        )
 
     heldout = None
     if cfg.eval_every:
@@ -311,9 +332,18 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
             trainer.state.global_step = int(saved["global_step"])
         else:
             trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
-            trainer.save_model(str(out))  # the final model (or LoRA adapter) and tokenizer, ready for `taskforge eval`
+            trainer.save_model(
+                str(out)
+            )  # the final model (or LoRA adapter) and tokenizer, ready for `taskforge eval`
     finally:
         stream.close()
     return TrainResult(
-        trainer.state.global_step, str(out), str(log_path), stream, reward, trainer, callback.start_state, done
+        trainer.state.global_step,
+        str(out),
+        str(log_path),
+        stream,
+        reward,
+        trainer,
+        callback.start_state,
+        done,
     )

@@ -77,8 +77,14 @@ class HeldOut:
                 families[t.family] = [t.level or 0]
         max_new = ev["max_new_tokens"] or int(cfg.grpo.get("max_completion_length", 64))
         return cls.build(
-            families, tasks_per_level=int(ev["tasks_per_level"]), samples=int(ev["samples"]), seed=cfg.seed,
-            temperature=float(ev["temperature"]), max_new_tokens=max_new, every=cfg.eval_every, params=params,
+            families,
+            tasks_per_level=int(ev["tasks_per_level"]),
+            samples=int(ev["samples"]),
+            seed=cfg.seed,
+            temperature=float(ev["temperature"]),
+            max_new_tokens=max_new,
+            every=cfg.eval_every,
+            params=params,
         )
 
     def run(self, sampler: Sampler | Any) -> dict[str, float]:
@@ -110,12 +116,21 @@ def model_sampler(model: Any, tokenizer: Any, batch_prompts: int = 8) -> Sampler
                 torch.manual_seed(s.seed)  # the same noise at every evaluation: points differ by the model
                 for start in range(0, len(items), batch_prompts):
                     chunk = items[start : start + batch_prompts]
-                    texts = [tokenizer.apply_chat_template(it.messages, tokenize=False, add_generation_prompt=True) for it in chunk]
-                    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+                    texts = [
+                        tokenizer.apply_chat_template(it.messages, tokenize=False, add_generation_prompt=True)
+                        for it in chunk
+                    ]
+                    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                        model.device
+                    )
                     gen = model.generate(
-                        **enc, do_sample=s.temperature > 0, temperature=s.temperature if s.temperature > 0 else None,
-                        top_p=s.top_p if s.temperature > 0 else None, max_new_tokens=s.max_tokens,
-                        num_return_sequences=s.samples, pad_token_id=tokenizer.pad_token_id,
+                        **enc,
+                        do_sample=s.temperature > 0,
+                        temperature=s.temperature if s.temperature > 0 else None,
+                        top_p=s.top_p if s.temperature > 0 else None,
+                        max_new_tokens=s.max_tokens,
+                        num_return_sequences=s.samples,
+                        pad_token_id=tokenizer.pad_token_id,
                     )
                     new = gen[:, enc["input_ids"].shape[1] :].tolist()
                     for i in range(len(chunk)):

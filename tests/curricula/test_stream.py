@@ -84,7 +84,17 @@ def test_run_log_written(tmp_path) -> None:
     props = [r for r in recs if r["event"] == "propose"]
     assert len(obs) == 10 and len(props) >= 10
     r = obs[0]
-    for key in ("step", "family", "cell", "params", "difficulty", "rewards", "pass_rate", "predicted_p", "predicted_zero_var"):
+    for key in (
+        "step",
+        "family",
+        "cell",
+        "params",
+        "difficulty",
+        "rewards",
+        "pass_rate",
+        "predicted_p",
+        "predicted_zero_var",
+    ):
         assert key in r
     assert r["pass_rate"] in (0.0, 1.0) and len(r["rewards"]) == 8
 
@@ -135,7 +145,13 @@ def test_mixture_stream_and_saturn_needs_an_evaluator() -> None:
         assert all(t.split == "val" for t in tasks)
         return [1.0] * len(tasks)
 
-    s = TaskStream.from_families("arithmetic", "saturn", seed=0, evaluator=evaluator, controller_settings={"check_every": 4, "eval_size": 3})
+    s = TaskStream.from_families(
+        "arithmetic",
+        "saturn",
+        seed=0,
+        evaluator=evaluator,
+        controller_settings={"check_every": 4, "eval_size": 3},
+    )
     answer_all(s, 8)
     ctrl = s.mixture.controllers["arithmetic"]
     assert calls == [3, 3] and ctrl.eval_rollouts == 6 and ctrl.level == 2
@@ -191,7 +207,11 @@ def test_trl_grpo_trainer_accepts_the_stream(tmp_path, tiny_causal_lm) -> None:
         seed=0,
     )
     trainer = GRPOTrainer(
-        model=model, reward_funcs=reward, args=config, train_dataset=stream.as_hf_dataset(), processing_class=tokenizer
+        model=model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=stream.as_hf_dataset(),
+        processing_class=tokenizer,
     )
     trainer.train()
     assert trainer.state.global_step == 2

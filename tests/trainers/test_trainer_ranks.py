@@ -28,22 +28,46 @@ def test_two_cpu_ranks_one_curriculum(tmp_path):
 
     model = build_tiny_model(tmp_path / "model", seed=0)
     out = tmp_path / "run"
-    steps, per_rank, group = 3, 6, 4  # 12 completions a step, 3 prompts: the 2nd prompt's group straddles the ranks
+    steps, per_rank, group = (
+        3,
+        6,
+        4,
+    )  # 12 completions a step, 3 prompts: the 2nd prompt's group straddles the ranks
     cfg = {
         "model": str(model),
         "output_dir": str(out),
         "seed": 0,
         "tasks": [{"family": "arithmetic", "curriculum": True}],
         "controller": {"name": "adaptive"},
-        "grpo": {"max_steps": steps, "num_generations": group, "per_device_train_batch_size": per_rank,
-                 "max_completion_length": 8, "learning_rate": 1e-3, "temperature": 1.0,
-                 "save_strategy": "steps", "save_steps": steps},
+        "grpo": {
+            "max_steps": steps,
+            "num_generations": group,
+            "per_device_train_batch_size": per_rank,
+            "max_completion_length": 8,
+            "learning_rate": 1e-3,
+            "temperature": 1.0,
+            "save_strategy": "steps",
+            "save_steps": steps,
+        },
     }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "taskforge", "train", str(path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "taskforge",
+        "train",
+        str(path),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
 

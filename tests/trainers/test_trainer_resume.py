@@ -28,8 +28,17 @@ def _config(model, out, **extra):
         "seed": 0,
         "tasks": [{"family": "arithmetic", "curriculum": True}],
         "controller": {"name": "adaptive"},
-        "grpo": {"max_steps": 6, "num_generations": 4, "per_device_train_batch_size": 8, "max_completion_length": 8,
-                 "learning_rate": 1e-3, "temperature": 1.0, "save_strategy": "steps", "save_steps": 2, **extra},
+        "grpo": {
+            "max_steps": 6,
+            "num_generations": 4,
+            "per_device_train_batch_size": 8,
+            "max_completion_length": 8,
+            "learning_rate": 1e-3,
+            "temperature": 1.0,
+            "save_strategy": "steps",
+            "save_steps": 2,
+            **extra,
+        },
         "eval_every": 3,
         "eval": {"levels": [0, 1], "tasks_per_level": 2, "samples": 2},
     }
@@ -70,8 +79,13 @@ def test_resume_equals_uninterrupted_and_metrics_reach_tensorboard(tiny_model, t
     acc = EventAccumulator(str(events[0]))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    for tag in ("train/pass_rate/arithmetic", "train/taskforge/frac_groups_zero_var", "train/taskforge/predicted_zero_var",
-                "train/curriculum/arithmetic/frontier_level", "train/loss"):
+    for tag in (
+        "train/pass_rate/arithmetic",
+        "train/taskforge/frac_groups_zero_var",
+        "train/taskforge/predicted_zero_var",
+        "train/curriculum/arithmetic/frontier_level",
+        "train/loss",
+    ):
         assert tag in tags, sorted(tags)
     assert any(t.startswith("train/cells/arithmetic/") for t in tags)
     assert any(t.startswith("train/pass_rate/arithmetic/L") for t in tags)
