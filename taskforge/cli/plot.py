@@ -9,7 +9,9 @@ from typing import Any
 
 import typer
 
-from taskforge.cli.app import app, console, fail
+from taskforge.cli.app import app, say
+from taskforge.errors import DatasetError, MissingExtraError
+from taskforge.io import check_writable
 from taskforge.trainers.heldout import PREFIX as HELDOUT
 
 
@@ -19,7 +21,7 @@ def read_run_log(path: Path, event: str = "observe") -> dict[str, list[dict[str,
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read run log {path}: {exc}") from None
+        raise DatasetError(f"cannot read run log {path}: {exc}") from None
     out: dict[str, list[dict[str, Any]]] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -27,20 +29,18 @@ def read_run_log(path: Path, event: str = "observe") -> dict[str, list[dict[str,
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise ValueError(f"{path}:{n}: not a JSON line") from None
+            raise DatasetError(f"{path}:{n}: not a JSON line") from None
         if not isinstance(rec, dict):
-            raise ValueError(f"{path}:{n}: not a run-log record")
+            raise DatasetError(f"{path}:{n}: not a run-log record")
         if event == "observe" and rec.get("event") == "observe" and rec.get("pass_rate") is not None:
             out.setdefault(str(rec.get("family", "?")), []).append(rec)
         elif event == "heldout" and rec.get("event") == "heldout":
             for key, value in rec.items():
                 if key.startswith(HELDOUT):
                     family, level = key[len(HELDOUT) :].rsplit("/", 1)
-                    out.setdefault(family, []).append(
-                        {"observed": rec.get("observed", 0), "level": level, "pass@1": value}
-                    )
+                    out.setdefault(family, []).append({"observed": rec.get("observed", 0), "level": level, "pass@1": value})
     if not out and event == "observe":
-        raise ValueError(f"{path}: no observed groups in this run log (is it a TaskStream log?)")
+        raise DatasetError(f"{path}: no observed groups in this run log (is it a TaskStream log?)")
     return out
 
 
@@ -57,48 +57,29 @@ def plot(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        fail("taskforge plot needs matplotlib: pip install matplotlib (or taskforge[train])")
-    try:
-        families = read_run_log(run_log)
-        heldout = read_run_log(run_log, "heldout")
-    except ValueError as exc:
-        fail(str(exc))
+        raise MissingExtraError("taskforge plot needs matplotlib: pip install 'taskforge[train]'") from None
+    families = read_run_log(run_log)
+    heldout = read_run_log(run_log, "heldout")
+    check_writable(output)
     fig, axes = plt.subplots(len(families), 1, figsize=(8, 2.8 * len(families)), squeeze=False)
     for ax, (family, recs) in zip(axes[:, 0], sorted(families.items()), strict=True):
         recs = sorted(recs, key=lambda r: r.get("observed", 0))  # groups finish out of proposal order
         x = [r.get("observed", i) for i, r in enumerate(recs)]
         diff = [float(r.get("difficulty") or 0.0) for r in recs]
         rate = [float(r["pass_rate"]) for r in recs]
-        avg = [
-            sum(rate[max(0, i - window + 1) : i + 1]) / len(rate[max(0, i - window + 1) : i + 1])
-            for i in range(len(rate))
-        ]
+        avg = [sum(rate[max(0, i - window + 1) : i + 1]) / len(rate[max(0, i - window + 1) : i + 1]) for i in range(len(rate))]
         ax.scatter(x, diff, s=4, color="tab:blue", alpha=0.5, label="difficulty chosen")
         ax.set_ylabel(f"{family}\ndifficulty", color="tab:blue")
         ax2 = ax.twinx()
         ax2.plot(x, avg, color="tab:red", lw=1.5, label=f"pass rate ({window}-group mean)")
         if any("predicted_p" in r for r in recs):
-            ax2.plot(
-                x,
-                [r.get("predicted_p", float("nan")) for r in recs],
-                color="tab:gray",
-                lw=0.8,
-                alpha=0.7,
-                label="predicted pass rate",
-            )
+            ax2.plot(x, [r.get("predicted_p", float("nan")) for r in recs], color="tab:gray", lw=0.8, alpha=0.7, label="predicted pass rate")
         by_level: dict[str, list[dict[str, Any]]] = {}
         for r in heldout.get(family, []):
             by_level.setdefault(r["level"], []).append(r)
         for level, pts in sorted(by_level.items()):
-            ax2.plot(
-                [p["observed"] for p in pts],
-                [p["pass@1"] for p in pts],
-                marker="o",
-                ms=3,
-                lw=1,
-                ls="--",
-                label=f"held-out pass@1 {level}",
-            )
+            ax2.plot([p["observed"] for p in pts], [p["pass@1"] for p in pts], marker="o", ms=3, lw=1, ls="--",
+                     label=f"held-out pass@1 {level}")
         ax2.set_ylim(0, 1)
         ax2.set_ylabel("pass rate", color="tab:red")
         ax2.legend(loc="upper left", fontsize=7)
@@ -106,9 +87,9 @@ def plot(
     fig.tight_layout()
     try:
         fig.savefig(output, dpi=90)
-    except (OSError, ValueError) as exc:
-        fail(f"cannot write {output}: {exc}")
+    except ValueError as exc:  # an image format matplotlib does not know
+        raise DatasetError(f"cannot write {output}: {exc}") from None
     finally:
         plt.close(fig)
     total = sum(len(v) for v in families.values())
-    console.print(f"wrote {output} ({total} groups, {len(families)} families)")
+    say(f"wrote {output} ({total} groups, {len(families)} families)")

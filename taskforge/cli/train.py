@@ -10,7 +10,9 @@ from pathlib import Path
 
 import typer
 
-from taskforge.cli.app import app, console, fail
+from taskforge.cli.app import app, console, fail, say
+from taskforge.errors import MissingExtraError
+from taskforge.io import check_writable
 
 
 def _need_train_extra() -> None:
@@ -18,7 +20,7 @@ def _need_train_extra() -> None:
 
     missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
     if missing:
-        fail(f"{', '.join(missing)} not installed: pip install 'taskforge[train]'")
+        raise MissingExtraError(f"{', '.join(missing)} not installed: pip install 'taskforge[train]'")
 
 
 @app.command("tiny-model")
@@ -31,7 +33,7 @@ def tiny_model(
     from taskforge.trainers.tiny import build_tiny_model
 
     path = build_tiny_model(out_dir, seed=seed)
-    console.print(f"tiny model written to {path}")
+    say(f"tiny model written to {path}")
 
 
 @app.command("train")
@@ -43,47 +45,32 @@ def train_cmd(
     """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer). Several processes:
     `torchrun --nproc_per_node N -m taskforge train CONFIG` (one logical curriculum across the ranks)."""
     _need_train_extra()
-    from taskforge.trainers.config import ConfigError, load_config
+    from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import train
 
-    try:
-        cfg = load_config(config)
-        if max_steps is not None:
-            cfg.grpo["max_steps"] = max_steps
-        result = train(cfg, resume=resume)
-    except ConfigError as exc:
-        fail(str(exc))
+    cfg = load_config(config)
+    if max_steps is not None:
+        cfg.grpo["max_steps"] = max_steps
+    result = train(cfg, resume=resume)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate launch the main process reports
     if result.already_done:
-        console.print(
-            f"nothing to do: the run already reached max_steps ({result.global_step}); output {result.output_dir}"
-        )
+        say(f"nothing to do: the run already reached max_steps ({result.global_step}); output {result.output_dir}")
         return
-    console.print(
-        f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}"
-    )
+    say(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
 
 
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Option(..., "--model", help="model folder (hf, vllm) or served model name (openai)"),
     tasks: Path = typer.Option(None, "--tasks", help="JSONL file of tasks (taskforge or Saturn records)"),
-    bench: Path = typer.Option(
-        None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"
-    ),
+    bench: Path = typer.Option(None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"),
     samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
     k: str = typer.Option("1,3,5,7,10", "-k", help="comma-separated k for pass@k (each <= samples)"),
     backend: str = typer.Option("hf", "--backend", help="hf | vllm | openai"),
-    base_url: str = typer.Option(
-        None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
-    ),
-    api_key: str = typer.Option(
-        None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"
-    ),
-    output: Path = typer.Option(
-        Path("eval_out"), "-o", "--output", help="folder for completions and results"
-    ),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
+    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"),
+    output: Path = typer.Option(Path("eval_out"), "-o", "--output", help="folder for completions and results"),
     temperature: float = typer.Option(0.6, help="sampling temperature (Saturn: 0.6)"),
     top_p: float = typer.Option(0.95, help="nucleus sampling (Saturn: 0.95)"),
     max_tokens: int = typer.Option(1024, help="max new tokens per completion"),
@@ -101,29 +88,15 @@ def eval_cmd(
         fail(f"benchmark folder {bench} does not exist")
     if backend in ("hf", "vllm"):
         _need_train_extra()
+    check_writable(output, folder=True)  # before a model loads, not after minutes of sampling
     from taskforge.trainers.evaluate import evaluate
 
-    try:
-        result = evaluate(
-            model,
-            tasks_file=tasks,
-            bench_dir=bench,
-            backend=backend,
-            samples=samples,
-            ks=ks,
-            base_url=base_url,
-            api_key=api_key,
-            output_dir=output,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            seed=seed,
-            limit=limit,
-        )
-    except ValueError as exc:
-        fail(str(exc))
-    except RuntimeError as exc:  # the server refused or could not be reached
-        fail(str(exc))
+    result = evaluate(
+        model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
+        base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, seed=seed, limit=limit,
+    )
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"pass@k ({samples} samples per task)")
@@ -132,11 +105,7 @@ def eval_cmd(
         table.add_column(c)
     for key, g in result.groups.items():
         tok = g["average_tokens"]
-        table.add_row(
-            key,
-            str(g["n_tasks"]),
-            *(f"{g.get(c, float('nan')):.3f}" for c in cols),
-            "-" if tok is None else f"{tok:.1f}",
-        )
+        table.add_row(escape(key), str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
+                      "-" if tok is None else f"{tok:.1f}")
     console.print(table)
-    console.print(f"completions and results in {output}")
+    say(f"completions and results in {output}")
