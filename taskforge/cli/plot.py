@@ -38,7 +38,9 @@ def read_run_log(path: Path, event: str = "observe") -> dict[str, list[dict[str,
             for key, value in rec.items():
                 if key.startswith(HELDOUT):
                     family, level = key[len(HELDOUT) :].rsplit("/", 1)
-                    out.setdefault(family, []).append({"observed": rec.get("observed", 0), "level": level, "pass@1": value})
+                    out.setdefault(family, []).append(
+                        {"observed": rec.get("observed", 0), "level": level, "pass@1": value}
+                    )
     if not out and event == "observe":
         raise DatasetError(f"{path}: no observed groups in this run log (is it a TaskStream log?)")
     return out
@@ -67,19 +69,36 @@ def plot(
         x = [r.get("observed", i) for i, r in enumerate(recs)]
         diff = [float(r.get("difficulty") or 0.0) for r in recs]
         rate = [float(r["pass_rate"]) for r in recs]
-        avg = [sum(rate[max(0, i - window + 1) : i + 1]) / len(rate[max(0, i - window + 1) : i + 1]) for i in range(len(rate))]
+        avg = [
+            sum(rate[max(0, i - window + 1) : i + 1]) / len(rate[max(0, i - window + 1) : i + 1])
+            for i in range(len(rate))
+        ]
         ax.scatter(x, diff, s=4, color="tab:blue", alpha=0.5, label="difficulty chosen")
         ax.set_ylabel(f"{family}\ndifficulty", color="tab:blue")
         ax2 = ax.twinx()
         ax2.plot(x, avg, color="tab:red", lw=1.5, label=f"pass rate ({window}-group mean)")
         if any("predicted_p" in r for r in recs):
-            ax2.plot(x, [r.get("predicted_p", float("nan")) for r in recs], color="tab:gray", lw=0.8, alpha=0.7, label="predicted pass rate")
+            ax2.plot(
+                x,
+                [r.get("predicted_p", float("nan")) for r in recs],
+                color="tab:gray",
+                lw=0.8,
+                alpha=0.7,
+                label="predicted pass rate",
+            )
         by_level: dict[str, list[dict[str, Any]]] = {}
         for r in heldout.get(family, []):
             by_level.setdefault(r["level"], []).append(r)
         for level, pts in sorted(by_level.items()):
-            ax2.plot([p["observed"] for p in pts], [p["pass@1"] for p in pts], marker="o", ms=3, lw=1, ls="--",
-                     label=f"held-out pass@1 {level}")
+            ax2.plot(
+                [p["observed"] for p in pts],
+                [p["pass@1"] for p in pts],
+                marker="o",
+                ms=3,
+                lw=1,
+                ls="--",
+                label=f"held-out pass@1 {level}",
+            )
         ax2.set_ylim(0, 1)
         ax2.set_ylabel("pass rate", color="tab:red")
         ax2.legend(loc="upper left", fontsize=7)

@@ -21,6 +21,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_one_curriculum(tmp_path):
     import yaml
 

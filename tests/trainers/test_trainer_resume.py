@@ -55,6 +55,7 @@ def _state(out: Path, step: int) -> dict:
     return state
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_and_metrics_reach_tensorboard(tiny_model, tmp_path):
     from taskforge.trainers import train
 
