@@ -177,8 +177,12 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path, heldout: Any 
                 {"event": "heldout", "step": state.global_step, "observed": stream.observed, **metrics}
             )
             # transformers' own Trainer.log sends them to the report_to backends at this step; TRL's override
-            # would also flush (and so steal) the training metrics gathered for this step's log.
+            # would also flush (and so steal) the training metrics gathered for this step's log. Logging
+            # clears `should_log`, which would drop this step's regular log line: it is put back.
+            control = self.trainer.control
+            should_log = control.should_log
             Trainer.log(self.trainer, dict(metrics))
+            self.trainer.control.should_log = control.should_log = should_log
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any

@@ -71,6 +71,8 @@ def test_resume_equals_uninterrupted_and_metrics_reach_tensorboard(tiny_model, t
     assert len(observed) == 6 * 2 and len({r["task_id"] for r in observed}) == len(observed)
     assert [r["step"] for r in observed] == [s for s in range(1, 7) for _ in range(2)]
     assert all(len(r["rewards"]) == 4 and "cell" in r and "level" in r for r in observed)
+    # One train_step line per step, evaluation steps included.
+    assert [r["step"] for r in straight if r["event"] == "train_step" and "loss" in r] == [1, 2, 3, 4, 5, 6]
 
     # TensorBoard got TRL's metrics, our curriculum metrics and the held-out pass@1 per level (step 0, 3, 6).
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -90,6 +92,7 @@ def test_resume_equals_uninterrupted_and_metrics_reach_tensorboard(tiny_model, t
         assert tag in tags, sorted(tags)
     assert any(t.startswith("train/cells/arithmetic/") for t in tags)
     assert any(t.startswith("train/pass_rate/arithmetic/L") for t in tags)
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3, 4, 5, 6]
     heldout = acc.Scalars("train/heldout/pass@1/arithmetic/L0")
     assert [e.step for e in heldout] == [0, 3, 6]
     assert all(0.0 <= e.value <= 1.0 for e in heldout)
