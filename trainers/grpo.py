@@ -105,8 +105,9 @@ def state_digest(stream: Any) -> str:
 
 
 def controller_summary(stream: Any) -> dict[str, float]:
-    """A few scalars per family for the dashboards: the family's share of the mix, groups observed, and
-    the mean ladder level of the cells the controller proposes now (predicted, no proposal is drawn)."""
+    """A few scalars per family for the dashboards, read from the controller without drawing a proposal:
+    the family's share of the mix, groups observed, the mean predicted pass rate over the ladder's levels,
+    and `frontier_level`, how many levels it predicts to pass at least half the time."""
     out: dict[str, float] = {}
     weights = stream.mixture.weights()
     for family, ctrl in stream.mixture.controllers.items():
