@@ -138,3 +138,24 @@ def test_bad_eval_settings_are_one_clear_error(tiny_model, tmp_path):
     cfg["eval"] = {"sample": 3}
     with pytest.raises(ConfigError, match="unknown eval keys"):
         load_config(cfg)
+
+
+def test_heldout_set_is_fixed_test_split_and_scores_any_sampler():
+    """The held-out set benchmarks reuse: the same test-split tasks on every build, pass@1 per family and
+    level from whatever sampler it is given (here a stub that answers level 0 right, level 1 wrong)."""
+    from taskforge.trainers.heldout import HeldOut
+
+    a = HeldOut.build({"arithmetic": [0, 1]}, tasks_per_level=3, samples=2, seed=5)
+    b = HeldOut.build({"arithmetic": [0, 1]}, tasks_per_level=3, samples=2, seed=5)
+    assert [it.task.id for it in a.items] == [it.task.id for it in b.items] and len(a.items) == 6
+    assert {it.task.split for it in a.items} == {"test"} and [it.level for it in a.items] == ["L0"] * 3 + [
+        "L1"
+    ] * 3
+
+    def sampler(items, s):
+        return [
+            [(f"<answer>{it.task.answer if it.level == 'L0' else -1}</answer>", 4)] * s.samples
+            for it in items
+        ]
+
+    assert a.run(sampler) == {"heldout/pass@1/arithmetic/L0": 1.0, "heldout/pass@1/arithmetic/L1": 0.0}
