@@ -14,6 +14,7 @@
     format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
     eval_every: 10                    # held-out pass@1 per level at step 0 and every 10 steps (0: off)
     eval: {levels: [0, 1, 2], tasks_per_level: 4, samples: 4}   # test split; default levels: all
+    reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ GRPO_DEFAULTS = {
 }
 TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
-    "format_reward", "verify_workers", "stream", "eval_every", "eval",
+    "format_reward", "verify_workers", "stream", "reward", "eval_every", "eval",
 }
 # The held-out evaluation during training (`eval_every: N`): test-split tasks at chosen levels of each
 # family, n samples each, pass@1 per level. Defaults keep it to seconds on the tiny model.
@@ -79,6 +80,7 @@ class TrainConfig:
     stream: dict[str, Any] = field(default_factory=dict)  # extra TaskStream keyword arguments
     eval_every: int = 0  # steps between held-out evaluations (and one at step 0); 0: none
     eval: dict[str, Any] = field(default_factory=lambda: dict(EVAL_DEFAULTS))
+    reward: str = "verifier"  # "saturn": Saturn's 1 / 0 / -1 reward for SAT tasks
 
     @property
     def group_size(self) -> int:
@@ -104,7 +106,6 @@ class TrainConfig:
         if not torch.cuda.is_available():
             kw.setdefault("use_cpu", True)
             kw.setdefault("bf16", False)
-
         if self.use_vllm:
             kw["use_vllm"] = True
             kw["vllm_mode"] = self.vllm_mode
@@ -177,6 +178,7 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         stream=dict(raw.get("stream") or {}),
         eval_every=int(raw.get("eval_every", 0) or 0),
         eval={**EVAL_DEFAULTS, **dict(raw.get("eval") or {})},
+        reward=str(raw.get("reward", "verifier")),
     )
     validate(cfg)
     return cfg
@@ -220,6 +222,10 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.format_reward < 0:
         raise ConfigError("format_reward is a weight and must be >= 0")
     _validate_eval(cfg)
+    if cfg.reward not in ("verifier", "saturn"):
+        raise ConfigError(f"reward must be verifier or saturn, got {cfg.reward!r}")
+    if cfg.reward == "saturn" and not any(t.family == "sat" for t in cfg.tasks):
+        raise ConfigError("reward: saturn scores SAT tasks; the mix has no `sat` family")
     _validate_grpo(cfg)
     _validate_controller(cfg)
 
@@ -237,7 +243,7 @@ def _validate_eval(cfg: TrainConfig) -> None:
     if levels is not None:
         if not isinstance(levels, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in levels):
             raise ConfigError(f"eval.levels must be a list of level numbers, got {levels!r}")
-        for t in cfg.tasks:
+        for t in (t for t in cfg.tasks if t.curriculum):  # fixed families are evaluated at their own level
             n = len(generator_class(t.family).levels)
             if any(not 0 <= x < n for x in levels):
                 raise ConfigError(f"eval.levels {levels}: {t.family} has levels 0..{n - 1}")

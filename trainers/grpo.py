@@ -26,6 +26,7 @@ from typing import Any
 from taskforge.registry import generator_class
 from taskforge.task import Task
 from taskforge.trainers.config import ConfigError, TrainConfig, load_config
+from taskforge.trainers.policy_eval import PolicyEvaluator, needs_policy_evaluator
 from taskforge.trainers.rewards import TaskReward, format_reward
 
 STATE_FILE = "taskforge_state.json"
@@ -79,12 +80,19 @@ def build_stream(cfg: TrainConfig, log_path: Path | None, world_size: int = 1) -
     mixture = Mixture(controllers, weights={t.family: t.weight for t in cfg.tasks}, seed=cfg.seed)
     # Propose one global generation batch at a time (every rank reads the whole global batch from its own,
     # identical stream and keeps its slice), so each batch's cells follow the freshest observations.
-    opts = {
-        "batch": max(cfg.prompts_per_generation(world_size), 1),
-        "prefetch": 1,
-        "log_path": log_path,
-        **cfg.stream,
-    }
+    kw = cfg.grpo_kwargs()
+    opts = {"batch": max(cfg.prompts_per_generation(world_size), 1), "prefetch": 1, "log_path": log_path, **cfg.stream}
+    saturn = needs_policy_evaluator(list(controllers.values()))
+    if saturn is not None and "evaluator" not in opts:
+        # A YAML run cannot pass an evaluator: saturn's held-out checks sample the policy being trained.
+        st = saturn.settings
+        opts["evaluator"] = PolicyEvaluator(
+            cfg.reward,
+            temperature=st["eval_temperature"],
+            top_p=st["eval_top_p"],
+            max_tokens=st["eval_max_tokens"] or kw.get("max_completion_length", 256),
+            seed=cfg.seed,
+        )
     return TaskStream(mixture, seed=cfg.seed, **opts)
 
 
@@ -288,6 +296,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         stream.observe,
         predict_zero_var=predicted_zero_var,
         workers=cfg.verify_workers,
+        reward=cfg.reward,
         gather=gather_object if args.world_size > 1 else None,
         metrics=lambda: controller_summary(stream),
     )
@@ -331,6 +340,8 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     )
     callback.trainer = trainer
     callback.resumed_from = ckpt
+    if isinstance(getattr(stream, "evaluator", None), PolicyEvaluator):
+        stream.evaluator.bind(trainer, tokenizer)
     try:
         if done:
             # Finished already: transformers would still take one step past max_steps.

@@ -79,6 +79,9 @@ class StepStats:
             return out
 
 
+REWARDS = ("verifier", "saturn")
+
+
 @dataclass(frozen=True)
 class Scored:
     """One completion's outcome: what every rank needs to route groups and count pass rates (small, so
@@ -93,7 +96,9 @@ class Scored:
 
 
 class TaskReward:
-    """The verifier reward (1.0 pass, 0.0 otherwise) as one TRL reward function.
+    """The verifier reward (1.0 pass, 0.0 otherwise) as one TRL reward function; with `reward="saturn"`,
+    SAT tasks get Saturn's reward instead (1 satisfied, 0 not, -1 no `\\boxed{}`), passed to GRPO as it
+    is, and other families keep their verifier. A pass is a reward of 1 either way.
 
     `on_group(task_id, rewards, step)` gets each prompt's group once its G rewards are in;
     `predict_zero_var` (task -> probability, or None) records what the controller expected for the group.
@@ -111,11 +116,15 @@ class TaskReward:
         predict_zero_var: Callable[[Task], float | None] | None = None,
         workers: int = 1,
         name: str = "correct",
+        reward: str = "verifier",
         gather: Callable[[list[Scored]], list[Scored]] | None = None,
         metrics: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         if group_size < 1:
             raise ValueError("group_size must be >= 1")
+        if reward not in REWARDS:
+            raise ValueError(f"unknown reward {reward!r}; valid: {', '.join(REWARDS)}")
+        self.reward = reward
         self.__name__ = name  # TRL names its reward metrics after this
         self.group_size = group_size
         self.on_group = on_group
@@ -139,13 +148,21 @@ class TaskReward:
         return task
 
     def score(self, completions: Sequence[Any], task_column: Sequence[Any]) -> list[Scored]:
-        """Verify this rank's completions (one task JSON per completion)."""
+        """Score this rank's completions (one task JSON per completion)."""
         tasks = [self._task(t) for t in task_column]
-        verdicts = verify_many(tasks, [completion_text(c) for c in completions], self.workers)
+        texts = [completion_text(c) for c in completions]
+        if self.reward == "saturn":
+            from taskforge.trainers.evaluate import score_completions  # one scoring path for eval and train
+
+            outcomes = score_completions(tasks, texts, "saturn")
+            rewards, passed = [o["reward"] for o in outcomes], [o["passed"] for o in outcomes]
+        else:
+            verdicts = verify_many(tasks, texts, self.workers)
+            rewards, passed = [float(v.score) for v in verdicts], [v.passed for v in verdicts]
         return [
-            Scored(t.id, float(v.score), bool(v.passed), t.family, level_label(t),
+            Scored(t.id, float(r), bool(ok), t.family, level_label(t),
                    self.predict_zero_var(t) if self.predict_zero_var else None)
-            for t, v in zip(tasks, verdicts, strict=True)
+            for t, r, ok in zip(tasks, rewards, passed, strict=True)
         ]
 
     def __call__(self, prompts: Any = None, completions: Any = None, completion_ids: Any = None, **kwargs: Any) -> list[float]:
