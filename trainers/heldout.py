@@ -2,7 +2,7 @@
 and by anything else that wants a learning curve from a model (benchmarks).
 
     held = HeldOut.build({"arithmetic": [0, 1, 2]}, tasks_per_level=8, samples=4, seed=0)
-    held.run(model_sampler(model, tokenizer))        # {"heldout/pass@1/arithmetic/L0": 0.75, ...}
+    held.run(trainer)                                # the policy being trained: {"heldout/pass@1/arithmetic/L0": 0.75, ...}
     held.run(lambda items, s: sample_hf("runs/model", items, s))   # a saved model, evaluate.py's backend
 
 The tasks come from the `test` split, a namespace disjoint from the `train` split the stream draws from,
@@ -97,53 +97,15 @@ class HeldOut:
 
 
 def trainer_sampler(trainer: Any) -> Sampler:
-    return model_sampler(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class)
-
-
-def model_sampler(model: Any, tokenizer: Any, batch_prompts: int = 8) -> Sampler:
-    """Sample from a model in memory (the policy being trained), leaving the caller's RNG streams and the
-    model's train/eval mode as they were: an evaluation must not change the training that follows it."""
+    """Sample the policy being trained: policy_eval.py's generation (the colocated vLLM engine when there
+    is one, else transformers' generate under a forked RNG, so an evaluation never shifts training), with
+    each task repeated n times. The seed is the same at every evaluation: points differ by the model."""
+    from taskforge.trainers.policy_eval import PolicyEvaluator
 
     def sample(items: Sequence[EvalItem], s: Sampling) -> Completions:
-        import torch
-
-        was_training, side = model.training, tokenizer.padding_side
-        tokenizer.padding_side = "left"  # decoder-only generation pads on the left
-        model.eval()
-        out: Completions = []
-        try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
-                torch.manual_seed(s.seed)  # the same noise at every evaluation: points differ by the model
-                for start in range(0, len(items), batch_prompts):
-                    chunk = items[start : start + batch_prompts]
-                    texts = [
-                        tokenizer.apply_chat_template(it.messages, tokenize=False, add_generation_prompt=True)
-                        for it in chunk
-                    ]
-                    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                        model.device
-                    )
-                    gen = model.generate(
-                        **enc,
-                        do_sample=s.temperature > 0,
-                        temperature=s.temperature if s.temperature > 0 else None,
-                        top_p=s.top_p if s.temperature > 0 else None,
-                        max_new_tokens=s.max_tokens,
-                        num_return_sequences=s.samples,
-                        pad_token_id=tokenizer.pad_token_id,
-                    )
-                    new = gen[:, enc["input_ids"].shape[1] :].tolist()
-                    for i in range(len(chunk)):
-                        rows = []
-                        for ids in new[i * s.samples : (i + 1) * s.samples]:
-                            if tokenizer.eos_token_id in ids:
-                                ids = ids[: ids.index(tokenizer.eos_token_id) + 1]
-                            ids = [t for t in ids if t != tokenizer.pad_token_id]
-                            rows.append((tokenizer.decode(ids, skip_special_tokens=True), len(ids)))
-                        out.append(rows)
-        finally:
-            tokenizer.padding_side = side
-            model.train(was_training)
-        return out
+        gen = PolicyEvaluator(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
+        gen.bind(trainer, trainer.processing_class)
+        texts = gen.generate([it.task for it in items for _ in range(s.samples)])
+        return [[(t, None) for t in texts[i * s.samples : (i + 1) * s.samples]] for i in range(len(items))]
 
     return sample
