@@ -54,7 +54,7 @@ class Proposal:
     family: str
     cell: Mapping[str, Any]
     index: int
-    level: int  # the nearest level of the family's ladder
+    level: int  # the nearest level of the family's ladder (`nearest_level` in meta: a cell may lie between)
     predicted_p: float
     predicted_zero_var: float
 
@@ -64,7 +64,7 @@ class Proposal:
             "family": self.family,
             "cell": dict(self.cell),
             "stream_index": self.index,
-            "level": self.level,
+            "nearest_level": self.level,
             "predicted_p": self.predicted_p,
             "predicted_zero_var": self.predicted_zero_var,
         }
@@ -75,7 +75,7 @@ class Proposal:
             str(meta["family"]),
             dict(meta["cell"]),
             int(meta["stream_index"]),
-            int(meta["level"]),
+            int(meta["nearest_level"]),
             float(meta["predicted_p"]),
             float(meta["predicted_zero_var"]),
         )

@@ -81,7 +81,12 @@ def build_stream(cfg: TrainConfig, log_path: Path | None, world_size: int = 1) -
     # Propose one global generation batch at a time (every rank reads the whole global batch from its own,
     # identical stream and keeps its slice), so each batch's cells follow the freshest observations.
     kw = cfg.grpo_kwargs()
-    opts = {"batch": max(cfg.prompts_per_generation(world_size), 1), "prefetch": 1, "log_path": log_path, **cfg.stream}
+    opts = {
+        "batch": max(cfg.prompts_per_generation(world_size), 1),
+        "prefetch": 1,
+        "log_path": log_path,
+        **cfg.stream,
+    }
     saturn = needs_policy_evaluator(list(controllers.values()))
     if saturn is not None and "evaluator" not in opts:
         # A YAML run cannot pass an evaluator: saturn's held-out checks sample the policy being trained.

@@ -70,7 +70,7 @@ def test_resume_equals_uninterrupted_and_metrics_reach_tensorboard(tiny_model, t
     # Every observed group is in the log with its task id, cell, rewards and training step, once.
     assert len(observed) == 6 * 2 and len({r["task_id"] for r in observed}) == len(observed)
     assert [r["step"] for r in observed] == [s for s in range(1, 7) for _ in range(2)]
-    assert all(len(r["rewards"]) == 4 and "cell" in r and "level" in r for r in observed)
+    assert all(len(r["rewards"]) == 4 and "cell" in r and "nearest_level" in r for r in observed)
     # One train_step line per step, evaluation steps included.
     assert [r["step"] for r in straight if r["event"] == "train_step" and "loss" in r] == [1, 2, 3, 4, 5, 6]
 
