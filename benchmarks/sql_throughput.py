@@ -1,6 +1,6 @@
 """SQL family throughput: generation tasks/s and verification verdicts/s, per level, on one core.
 
-    python benchmarks/sql_throughput.py [--tasks 24] [--samples 16] [--batch 64] [--in-process]
+    python benchmarks/sql_throughput.py [--tasks 24] [--samples 16] [--batch 64] [--rounds 3] [--in-process]
 
 Writes its table to benchmarks/results/sql_throughput.md (sql_throughput_in_process.md with --in-process).
 
@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 
 import taskforge
+from taskforge.generator import Generator
 from taskforge.generators import sql as S
 from taskforge.generators.sql import judge
 from taskforge.registry import get_generator
+from taskforge.task import Task
 
 
 def cpu_seconds() -> float:
@@ -40,11 +42,23 @@ def cpu_seconds() -> float:
     return total
 
 
+def verify_all(gen: Generator, responses: list[tuple[Task, str]], batch: int) -> int:
+    """Passes among `responses`: one `safe_verify` call each (batch 1), else `verify_many` per batch."""
+    if batch == 1:
+        return sum(gen.safe_verify(t, r).passed for t, r in responses)
+    passed = 0
+    for b in range(0, len(responses), batch):
+        chunk = responses[b : b + batch]
+        passed += sum(v.passed for v in gen.verify_many([t for t, _ in chunk], [r for _, r in chunk]))
+    return passed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
     ap.add_argument("--samples", type=int, default=16, help="responses verified per task")
     ap.add_argument("--batch", type=int, default=64, help="responses per verify_many call")
+    ap.add_argument("--rounds", type=int, default=3, help="verify rounds, one at a time and batched alternated")
     ap.add_argument("--in-process", action="store_true",
                     help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker")
     args = ap.parse_args()
@@ -74,23 +88,21 @@ def main() -> None:
                     responses.append((t, gen.corrupt_answer(t, rng)))
                 else:
                     responses.append((t, f"```sql\n{t.answer}\n-- sample {i}\n```"))
-        memo_size, S.settings.memo_size = S.settings.memo_size, 0  # both sides run every response
-        start, cpu = time.perf_counter(), cpu_seconds()
-        passed = sum(gen.safe_verify(t, r).passed for t, r in responses)
-        verify_rate = len(responses) / (time.perf_counter() - start)
-        verify_cpu = len(responses) / (cpu_seconds() - cpu)
         expected = sum(1 for i in range(args.samples) if i % 4 != 3) * len(tasks)
-        assert passed == expected, (passed, expected)
 
-        start, cpu = time.perf_counter(), cpu_seconds()
-        passed = 0
-        for b in range(0, len(responses), args.batch):
-            chunk = responses[b : b + args.batch]
-            passed += sum(v.passed for v in gen.verify_many([t for t, _ in chunk], [r for _, r in chunk]))
-        batch_rate = len(responses) / (time.perf_counter() - start)
-        batch_cpu = len(responses) / (cpu_seconds() - cpu)
-        assert passed == expected, (passed, expected)
+        memo_size, S.settings.memo_size = S.settings.memo_size, 0  # both sides run every response
+        best: dict[str, tuple[float, float]] = {}
+        for _ in range(args.rounds):  # alternated, best of each: the machine is shared and noisy
+            for name, batch in (("one", 1), ("batch", args.batch)):
+                start, cpu = time.perf_counter(), cpu_seconds()
+                passed = verify_all(gen, responses, batch)
+                wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+                assert passed == expected, (name, passed, expected)
+                w, c = best.get(name, (wall, cpu))
+                best[name] = (min(w, wall), min(c, cpu))
         S.settings.memo_size = memo_size
+        verify_rate, verify_cpu = (len(responses) / x for x in best["one"])
+        batch_rate, batch_cpu = (len(responses) / x for x in best["batch"])
 
         start = time.perf_counter()
         for t, _ in responses:
@@ -110,7 +122,7 @@ def main() -> None:
     mode = "in-process" if args.in_process else "worker process"
     lines = [
         f"answers run in: {mode}; {args.tasks} tasks x {args.samples} responses per level; verify_many in "
-        f"batches of {args.batch}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        f"batches of {args.batch}; best of {args.rounds} alternated rounds; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         "",
         "| level | generate tasks/s (wall / CPU) | build ms/task | verify verdicts/s (wall / CPU) "
         "| verify_many verdicts/s (wall / CPU) | batch / one (CPU) | memo hits/s | SELECT 1/s | instances |",
