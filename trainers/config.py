@@ -13,6 +13,7 @@
     vllm_mode: colocate
     format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
     reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
+    length_reward: {method: hapo, weight: 0.2}   # optional: laser, laser_d, hapo, shorter_better
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ GRPO_DEFAULTS = {
 }
 TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
-    "format_reward", "verify_workers", "stream", "reward",
+    "format_reward", "verify_workers", "stream", "reward", "length_reward",
 }
 TASK_KEYS = {"family", "weight", "level", "params", "curriculum"}
 
@@ -74,6 +75,7 @@ class TrainConfig:
     verify_workers: int = 1
     stream: dict[str, Any] = field(default_factory=dict)  # extra TaskStream keyword arguments
     reward: str = "verifier"  # "saturn": Saturn's 1 / 0 / -1 reward for SAT tasks
+    length_reward: dict[str, Any] | None = None  # {method: laser|laser_d|hapo|shorter_better, weight, ...}
 
     @property
     def group_size(self) -> int:
@@ -92,8 +94,11 @@ class TrainConfig:
         if self.use_vllm:
             kw["use_vllm"] = True
             kw["vllm_mode"] = self.vllm_mode
-        if self.format_reward:
-            kw.setdefault("reward_weights", [1.0, float(self.format_reward)])
+        weights = [1.0] + [float(self.format_reward)] * bool(self.format_reward)
+        if self.length_reward:  # the order of reward_funcs in trainers/grpo.py
+            weights.append(float(self.length_reward.get("weight", 0.2)))
+        if len(weights) > 1:
+            kw.setdefault("reward_weights", weights)
         kw.update(GRPO_FIXED)
         return kw
 
@@ -155,6 +160,7 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         verify_workers=int(raw.get("verify_workers", 1)),
         stream=dict(raw.get("stream") or {}),
         reward=str(raw.get("reward", "verifier")),
+        length_reward=raw.get("length_reward"),
     )
     validate(cfg)
     return cfg
@@ -201,6 +207,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"reward must be verifier or saturn, got {cfg.reward!r}")
     if cfg.reward == "saturn" and not any(t.family == "sat" for t in cfg.tasks):
         raise ConfigError("reward: saturn scores SAT tasks; the mix has no `sat` family")
+    if cfg.length_reward is not None:
+        from taskforge.trainers.shaping import check_length_reward
+
+        problem = check_length_reward(cfg.length_reward, cfg.group_size)
+        if problem:
+            raise ConfigError(problem)
     _validate_grpo(cfg)
     _validate_controller(cfg)
 

@@ -112,6 +112,7 @@ class TaskReward:
         self.groups_routed = 0
         self.history: list[tuple[int, int]] = []  # (passes, completions) per reward call, for learning curves
         self._pending: tuple[Task, list[float]] | None = None
+        self.last_outcome: tuple[list[str], list[bool]] | None = None  # read by trainers/shaping.py
         self._cache: dict[str, Task] = {}
 
     def _task(self, value: Any) -> Task:
@@ -137,6 +138,7 @@ class TaskReward:
             verdicts = verify_many(tasks, texts, self.workers)
             rewards, passed = [float(v.score) for v in verdicts], [v.passed for v in verdicts]
         self.history.append((sum(passed), len(passed)))
+        self.last_outcome = (texts, list(passed))
         for t, ok in zip(tasks, passed, strict=True):
             self.stats.add_sample(t.family, level_label(t), ok)
         self._route(tasks, rewards)
