@@ -90,7 +90,7 @@ def eval_cmd(
     ),
     level: str = typer.Option(None, "--level", help="--rescore: level name (default: from Saturn's layout)"),
     surface: str = typer.Option(
-        None, "--surface", help="ask each task in surface forms: all, or e.g. plain,qa,numbers (pass@k per form)"
+        None, "--surface", help="surface forms to ask each task in: all, or e.g. plain,qa,numbers"
     ),
 ) -> None:
     """Unbiased pass@k per family and level, and average completion tokens."""

@@ -10,7 +10,7 @@ import pytest
 
 import taskforge
 from taskforge.conformance import Probe, check_surface_forms
-from taskforge.surface import FORMS, DISTRACTORS, parse_forms, render, rewrite
+from taskforge.surface import DISTRACTORS, FORMS, parse_forms, render, rewrite
 from taskforge.task import Task, Verdict
 from tests.stubs import StubGenerator
 
