@@ -58,9 +58,14 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
     ap.add_argument("--samples", type=int, default=16, help="responses verified per task")
     ap.add_argument("--batch", type=int, default=64, help="responses per verify_many call")
-    ap.add_argument("--rounds", type=int, default=3, help="verify rounds, one at a time and batched alternated")
-    ap.add_argument("--in-process", action="store_true",
-                    help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="verify rounds, one at a time and batched alternated"
+    )
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker",
+    )
     args = ap.parse_args()
     S.settings.isolate = not args.in_process
     if hasattr(os, "sched_setaffinity"):
@@ -114,8 +119,21 @@ def main() -> None:
         for _ in range(500):
             con.execute("SELECT 1").fetchall()
         floor = 500 / (time.perf_counter() - start)
-        rows.append((level, gen_rate, gen_cpu, build / len(tasks) * 1000, verify_rate, verify_cpu, memo_rate,
-                     floor, len(tasks[0].check["seeds"]), batch_rate, batch_cpu))
+        rows.append(
+            (
+                level,
+                gen_rate,
+                gen_cpu,
+                build / len(tasks) * 1000,
+                verify_rate,
+                verify_cpu,
+                memo_rate,
+                floor,
+                len(tasks[0].check["seeds"]),
+                batch_rate,
+                batch_cpu,
+            )
+        )
         judge.DATABASES.clear()
         S.WORKER.stop()  # a fresh worker per level: its cache does not carry over
 
