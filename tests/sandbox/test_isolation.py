@@ -21,7 +21,7 @@ from taskforge.sandbox import Sample, Sandbox, bubblewrap_available, pool
 MODES = (["bubblewrap"] if bubblewrap_available() else []) + ["fallback"]
 
 # The scanner: every mapped 64 KiB block within 48 MiB of a few heap addresses, pages probed first.
-HEAP_SCAN = r'''
+HEAP_SCAN = r"""
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
@@ -65,12 +65,12 @@ SOURCES = _scan()
 os.write(1, ("found %d\n" % len(SOURCES)).encode())
 for s in SOURCES[:12]:
     os.write(1, s.encode())
-'''
+"""
 
 # The full exploit: keep the found source that agrees with the prompt's visible examples, answer with it.
 EXPLOIT = (
     HEAP_SCAN
-    + r'''
+    + r"""
 EXAMPLES = __EXAMPLES__
 _chosen = None
 for _src in SOURCES:
@@ -85,7 +85,7 @@ for _src in SOURCES:
 
 def solve(x):
     return _chosen(x) if _chosen else None
-'''
+"""
 )
 
 
