@@ -15,6 +15,7 @@ Layers, each one sufficient for some attacks and the last one for all writes (FA
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -55,8 +56,23 @@ _WRITE_NODES = re.compile(r'"type":"(DELETE|INSERT|UPDATE|MERGE)[A-Z_]*_NODE"')
 # Functions that build one huge value inside a single call, where DuckDB does not check for interrupts:
 # `SELECT len(range(1000000000))` ran 190 s and `repeat('x', 1e9)` 15 s past a 0.5 s deadline, outside the
 # memory limit. No answer needs them, so they are refused by name (confirmed in the parse tree).
-DENIED_FUNCTIONS = frozenset({"range", "generate_series", "repeat", "repeat_row", "lpad", "rpad", "list_resize",
-                              "array_resize", "bar", "printf", "format", "sprintf", "enum_range"})
+DENIED_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "repeat",
+        "repeat_row",
+        "lpad",
+        "rpad",
+        "list_resize",
+        "array_resize",
+        "bar",
+        "printf",
+        "format",
+        "sprintf",
+        "enum_range",
+    }
+)
 _DENIED_WORDS = re.compile(r"\b(" + "|".join(sorted(DENIED_FUNCTIONS)) + r")\b", re.IGNORECASE)
 _FUNCTION_NAMES = re.compile(r'"function_name":"([^"]*)"')
 
@@ -110,18 +126,135 @@ def parse_statement(sql: str) -> duckdb.Statement:
     stmt = statements[0]
     if stmt.type not in ALLOWED_TYPES:
         raise Rejected(f"statement type {stmt.type.name} is not allowed; only SELECT")
-    writes, denied = _WRITE_WORDS.search(sql), _DENIED_WORDS.search(sql)
-    if writes or denied:  # only then pay for a second parse into a tree
-        try:
-            tree = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
-        except duckdb.Error as exc:
-            raise Rejected(f"could not analyse query: {_first_line(exc)}") from None
-        if '"error":true' in tree or _WRITE_NODES.search(tree):
-            raise Rejected("data-modifying statement inside the query")
-        used = DENIED_FUNCTIONS.intersection(_FUNCTION_NAMES.findall(tree))
-        if used:
-            raise Rejected(f"function {sorted(used)[0]}() is not allowed: it can build unbounded values")
+    # Only then pay for a second parse into a tree: a writing keyword, a denied name, or a call to a
+    # function that is not a plain scalar, aggregate or window function (a table function may hide in
+    # it; a name spelled in a way the tokenizer does not resolve counts as one).
+    if _WRITE_WORDS.search(sql) or _DENIED_WORDS.search(sql) or _calls_unplain(sql):
+        _check_tree(con, sql, depth=0)
     return stmt
+
+
+# Table functions an answer may call: `unnest` (a list into rows) and nothing else. Every other one reads
+# metadata (duckdb_*, pragma_*), runs SQL given as a string (`query`, `query_table`,
+# `json_execute_serialized_sql`: the string is only a constant in the tree we check), reads files, or
+# builds rows without bound (`range`): none is needed to answer a question about the task's tables.
+ALLOWED_TABLE_FUNCTIONS = frozenset({"unnest"})
+# The one scalar that changes connection state from inside a SELECT: a later answer's random() would
+# follow a seed an earlier answer chose.
+STATEFUL_FUNCTIONS = frozenset({"setseed"})
+_MAX_NESTED_SQL = 3  # SQL inside a string argument inside SQL ... is analysed this deep, then refused
+
+
+_catalogue_cache: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None  # same in any process
+
+
+def _catalogue() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(names callable without a tree check, scalar macros that run a subquery, names that always need
+    the tree check), from DuckDB itself."""
+    global _catalogue_cache
+    cat = _catalogue_cache
+    if cat is None:
+        rows = (
+            _parser()
+            .execute(
+                "SELECT lower(function_name), function_type, coalesce(macro_definition, '') FROM duckdb_functions()"
+            )
+            .fetchall()
+        )
+        tables = {n for n, t, _ in rows if t in ("table", "table_macro", "pragma")}
+        # Built-in macros such as pg_get_viewdef or format_type are a subquery over a metadata table
+        # function: a call to one is a table function call the parse tree does not show.
+        subquery = frozenset(n for n, t, d in rows if t == "macro" and re.search(r"\bfrom\b", d, re.I))
+        plain = {n for n, t, _ in rows if t in ("scalar", "aggregate", "window", "macro")}
+        bad = tables | subquery | STATEFUL_FUNCTIONS
+        cat = (frozenset(plain - bad - DENIED_FUNCTIONS), subquery, frozenset(bad))
+        _catalogue_cache = cat
+    return cat
+
+
+def _calls_unplain(sql: str) -> bool:
+    """Does the text call (a name followed by `(`) anything but a known plain function? Tokens, not a
+    regex: comments and spacing between a name and its parenthesis do not hide a call. A keyword before
+    `(` (IN, EXISTS, OVER, CAST, ...) is no call unless it also names a table function (GLOB does)."""
+    plain, _, unplain = _catalogue()
+    tokens = duckdb.tokenize(sql)
+    bounds = [pos for pos, _ in tokens[1:]] + [len(sql)]
+    words = [(sql[pos:end].strip(), kind) for (pos, kind), end in zip(tokens, bounds, strict=True)]
+    words = [(text, kind) for text, kind in words if kind != duckdb.token_type.comment]
+    for (text, kind), (after, _) in zip(words, words[1:], strict=False):
+        if not after.startswith("("):
+            continue
+        name = text.strip('"').lower()
+        if kind == duckdb.token_type.identifier and name not in plain:
+            return True
+        if kind == duckdb.token_type.keyword and name in unplain:
+            return True
+    return False
+
+
+def _check_tree(con: duckdb.DuckDBPyConnection, sql: str, depth: int) -> None:
+    try:
+        text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
+    except duckdb.Error as exc:
+        raise Rejected(f"could not analyse query: {_first_line(exc)}") from None
+    if '"error":true' in text or _WRITE_NODES.search(text):
+        raise Rejected("data-modifying statement inside the query")
+    subquery_macros = _catalogue()[1]
+    stack: list[Any] = [json.loads(text)]
+    while stack:  # iterative: a deeply nested query cannot exhaust the Python stack
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("class") == "FUNCTION" or node.get("type") == "FUNCTION":
+            name = str(node.get("function_name", "")).lower()
+            if name in DENIED_FUNCTIONS:
+                raise Rejected(f"function {name}() is not allowed: it can build unbounded values")
+            if name in subquery_macros:
+                raise Rejected(f"function {name}() is not allowed: it reads the catalogue")
+            if name in STATEFUL_FUNCTIONS:
+                raise Rejected(f"function {name}() is not allowed: it changes the connection's state")
+        if node.get("type") == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
+            function = node["function"]
+            for literal in _string_constants(function.get("arguments", [])):
+                # SQL inside a string argument (`query('SELECT ...')`) is checked as SQL too.
+                if depth >= _MAX_NESTED_SQL:
+                    raise Rejected("SQL nested too deep in string arguments")
+                with contextlib.suppress(Malformed):
+                    _check_nested(con, literal, depth + 1)
+            name = str(function.get("function_name", "")).lower()
+            if name not in ALLOWED_TABLE_FUNCTIONS:
+                raise Rejected(f"table function {name}() is not allowed")
+        stack.extend(node.values())
+
+
+def _check_nested(con: duckdb.DuckDBPyConnection, text: str, depth: int) -> None:
+    try:
+        tree = con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0]
+    except duckdb.Error:
+        raise Malformed("not SQL") from None
+    if '"error":true' not in tree:
+        _check_tree(con, text, depth)
+
+
+def _string_constants(node: Any) -> list[str]:
+    out, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            literal = item.get("literal")
+            if (
+                item.get("class") == "CONSTANT"
+                and isinstance(literal, dict)
+                and literal.get("kind") == "STRING"
+            ):
+                out.append(str(literal.get("text", "")))
+            stack.extend(item.values())
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
@@ -239,8 +372,9 @@ class Outcome:
     error: str = ""
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement, *, timeout_s: float,
-              max_rows: int) -> Outcome:
+def run_query(
+    con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement, *, timeout_s: float, max_rows: int
+) -> Outcome:
     """Execute an already-checked SELECT (text or `parse_statement`'s tree) with a deadline; fetch at
     most max_rows + 1 rows."""
     with _run_lock, _watchdog.guard(con, timeout_s) as dog:
@@ -268,10 +402,13 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement, *, ti
 # ---- result comparison -----------------------------------------------------------------------------
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
+_EXACT = (int, decimal.Decimal)
 
 
-def _cell_key(v: Any) -> tuple:
-    """A sortable, type-tagged key: numbers of any type compare as floats rounded to 6 significant digits."""
+def _cell_key(v: Any, exact: bool = False) -> tuple:
+    """A sortable, type-tagged key: numbers of any type compare as floats rounded to 6 significant digits
+    (the form stored gold digests are made of). With `exact`, a number's own value follows as a
+    tie-break, so that ints and DECIMALs that round alike still sort in one order on both sides."""
     if v is None:
         return (0, "")
     if isinstance(v, bool):
@@ -282,7 +419,7 @@ def _cell_key(v: Any) -> tuple:
             return (2, "nan")
         if math.isinf(f):
             return (2, "inf" if f > 0 else "-inf")
-        return (3, float(f"{f:.6g}"))
+        return (3, float(f"{f:.6g}"), v) if exact else (3, float(f"{f:.6g}"))
     if isinstance(v, str):
         return (4, v)
     if isinstance(v, (dt.date, dt.datetime, dt.time)):
@@ -293,10 +430,14 @@ def _cell_key(v: Any) -> tuple:
 
 
 def _cells_equal(a: Any, b: Any) -> bool:
+    """Ints and DECIMALs compare exactly (1234568 is not 1234567, 250000.01 is not 250000.00, but 5 and
+    5.00 are equal); a tolerance applies only where a float is involved, whose value is approximate."""
     if type(a) is type(b) and a == b:  # the common case: same type, same value (NaN falls through)
         return True
     ka, kb = _cell_key(a), _cell_key(b)
     if ka[0] == kb[0] == 3:
+        if isinstance(a, _EXACT) and isinstance(b, _EXACT):
+            return a == b
         return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
     return ka == kb
 
@@ -306,21 +447,29 @@ def _rows_equal(a: Sequence[Any], b: Sequence[Any], positions: Sequence[int] | N
     return all(_cells_equal(a[i], b[i]) for i in idx)
 
 
-def _row_key(row: Sequence[Any]) -> tuple:
-    return tuple(_cell_key(v) for v in row)
+def _row_key(row: Sequence[Any], exact: bool = False) -> tuple:
+    return tuple(_cell_key(v, exact) for v in row)
 
 
 def normalise(rows: Sequence[Sequence[Any]]) -> list[tuple]:
     return [_row_key(row) for row in rows]
 
 
+def _exact_row_key(row: Sequence[Any]) -> tuple:
+    return _row_key(row, exact=True)
+
+
 def sort_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     """Rows in the canonical order `compare` matches multisets in; callers may compute it once for gold."""
-    return sorted(rows, key=_row_key)
+    return sorted(rows, key=_exact_row_key)
 
 
-def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_keys: Sequence[int] | None,
-            gold_sorted: Sequence[Sequence[Any]] | None = None) -> str:
+def compare(
+    got: Sequence[Sequence[Any]],
+    gold: Sequence[Sequence[Any]],
+    order_keys: Sequence[int] | None,
+    gold_sorted: Sequence[Sequence[Any]] | None = None,
+) -> str:
     """'' when `got` matches `gold`, else a short reason. Multiset semantics; with `order_keys` (output
     positions the gold query sorts by) the sequence of those key values must also match, so rows tied on
     the sort keys may come in any order. `gold_sorted` is `sort_rows(gold)`, passed when cached."""
@@ -428,9 +577,20 @@ class Worker:
         code = f"from taskforge.generators.sql.box import worker_loop; worker_loop({self.module!r})"
         self._dir = _scratch_dir()  # removed by stop() or at exit, even if the worker is killed mid-build
         atexit.register(_remove_dir, self._dir, os.getpid())
-        env = {**os.environ, "TASKFORGE_SQL_ISOLATE": "0", "OMP_NUM_THREADS": "1", "TASKFORGE_SQL_DIR": self._dir}
-        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env, bufsize=0)
+        env = {
+            **os.environ,
+            "TASKFORGE_SQL_ISOLATE": "0",
+            "OMP_NUM_THREADS": "1",
+            "TASKFORGE_SQL_DIR": self._dir,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            bufsize=0,
+        )
         self._proc, self._pid = proc, os.getpid()
         return proc
 
@@ -502,6 +662,7 @@ def worker_loop(module: str) -> None:
     import importlib
 
     ops = importlib.import_module(module)._worker_ops()
+    _catalogue()  # the function catalogue, read at start rather than inside the first answer's deadline
     out = sys.stdout.buffer
     checks: OrderedDict[str, dict[str, Any]] = OrderedDict()  # key -> task record, most recent last
 
