@@ -283,7 +283,15 @@ def extract_code(response: str) -> str | None:
 
 def _sample(check: dict[str, Any], code: str) -> Sample:
     if check["mode"] == "check":
-        return Sample(code, check["entry"], (), float(check["time_limit"]), "check", check["test_code"])
+        return Sample(
+            code,
+            check["entry"],
+            (),
+            float(check["time_limit"]),
+            "check",
+            check["test_code"],
+            prelude=str(check.get("prelude", "")),
+        )
     tests = [(tuple(args), expected) for args, expected in (decode(t) for t in check["tests"])]
     return Sample(
         code, check["entry"], tests, float(check["time_limit"]), float_tol=float(check.get("float_tol", 0.0))
@@ -338,8 +346,9 @@ def load_problems(
 
     HumanEval: {task_id, prompt, entry_point, test (defines check(candidate)), canonical_solution?}.
     Plain: {task_id, prompt, entry_point, tests: [{input: [args...], output: value}], solution?}.
-    Assert-style tests run `check` in a process of their own; the candidate answers each call from a
-    sibling process with plain data only, so an always-equal object cannot satisfy an assert.
+    Assert-style tests run `check` in a process of their own, after the prompt's code (its helpers) and
+    with the entry point's name bound to the candidate; the candidate answers each call from a sibling
+    process with plain data only, so an always-equal object cannot satisfy an assert.
     """
     if isinstance(source, (str, Path)):
         with open(source, encoding="utf-8") as fh:
@@ -350,7 +359,15 @@ def load_problems(
     for index, row in enumerate(rows):
         entry = row["entry_point"]
         if "test" in row:
-            check = {"mode": "check", "entry": entry, "time_limit": time_limit, "test_code": row["test"]}
+            # The prompt is trusted code too: HumanEval's `check` calls helpers it defines (`poly`,
+            # `encode_cyclic`), so the test process and the candidate both run it first.
+            check = {
+                "mode": "check",
+                "entry": entry,
+                "time_limit": time_limit,
+                "test_code": row["test"],
+                "prelude": row["prompt"],
+            }
             answer = row["prompt"] + row["canonical_solution"] if "canonical_solution" in row else ""
             shape = "humaneval"
         else:
