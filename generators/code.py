@@ -265,9 +265,10 @@ class Code(Generator):
         verdicts: list[Verdict | None] = [None] * len(tasks)
         pending: list[tuple[int, str]] = []
         for i, response in enumerate(responses):
-            code = extract_block(response, "python") if isinstance(response, str) else None
-            if code is None:
-                verdicts[i] = Verdict.fail("no_answer" if isinstance(response, str) else "malformed")
+            if (refused := self.screen(response)) is not None:
+                verdicts[i] = refused
+            elif (code := extract_block(response, "python")) is None:
+                verdicts[i] = Verdict.fail("no_answer")
             else:
                 pending.append((i, code))
         try:

@@ -103,6 +103,8 @@ class Generator:
     description: ClassVar[str] = ""
     knobs: ClassVar[Sequence[Knob]] = ()
     levels: ClassVar[Sequence[dict[str, Any]]] = ({},)
+    # A longer response is rejected before extraction (`screen`). None: the family checks its own size.
+    max_response_chars: ClassVar[int | None] = 400_000
 
     # ---- to implement -------------------------------------------------------------------------
     def difficulty(self, params: dict[str, Any]) -> float:
@@ -230,10 +232,21 @@ class Generator:
 
         return sample
 
-    def safe_verify(self, task: Task, response: Any) -> Verdict:
-        """`verify`, made total: any input gives a Verdict, a verifier bug gives reason 'error'."""
+    def screen(self, response: Any) -> Verdict | None:
+        """The Verdict for a response refused before the family's verifier sees it, else None: not
+        text (malformed), or longer than `max_response_chars` (rejected, in constant time: extractors
+        took about 10 s over 50 MB). `safe_verify` and every batch path call this first."""
         if not isinstance(response, str):
             return Verdict.fail("malformed", details_type=type(response).__name__)
+        limit = self.max_response_chars
+        if limit is not None and len(response) > limit:
+            return Verdict.fail("rejected", error=f"response longer than {limit} characters")
+        return None
+
+    def safe_verify(self, task: Task, response: Any) -> Verdict:
+        """`verify`, made total: any input gives a Verdict, a verifier bug gives reason 'error'."""
+        if (refused := self.screen(response)) is not None:
+            return refused
         try:
             verdict = self.verify(task, response)
         except Exception as exc:  # a verifier must never take the caller down
