@@ -21,6 +21,7 @@ from taskforge.io import (
     DatasetComplete,
     DatasetSpec,
     check_writable,
+    distinct_estimate,
     read_jsonl,
     read_tasks,
     rows_kept,
@@ -73,6 +74,9 @@ def generate(
     split: str = typer.Option("train", help="train, val, test (disjoint) or any name"),
     workers: int = typer.Option(1, "--workers", "-w", help="generation processes"),
     resume: bool = typer.Option(False, help="complete a killed run of the same command"),
+    unique: bool = typer.Option(
+        False, help="drop repeated task ids (first kept) and report how many distinct tasks the level holds"
+    ),
 ) -> None:
     """Generate a dataset, streamed to disk, atomically, resumable."""
     if mix and param:
@@ -80,7 +84,8 @@ def generate(
     if mix and family:
         fail("give a family or --mix, not both")
     spec = DatasetSpec(
-        n=n, family=family, mix=parse_mix(mix), level=level, params=parse_params(param), seed=seed, split=split
+        n=n, family=family, mix=parse_mix(mix), level=level, params=parse_params(param), seed=seed, split=split,
+        unique=unique,
     )
     try:
         spec.validate()
@@ -103,7 +108,21 @@ def generate(
     except KeyboardInterrupt:
         say(f"interrupted: {rows_kept(out)} of {n} rows kept; run the same command with --resume to finish")
         raise typer.Exit(130) from None
+    if unique:
+        say(unique_report(out, n))
+        return
     say(f"wrote {out} ({n} tasks, {written} generated now)")
+
+
+def unique_report(out: Path, n: int) -> str:
+    kept = sum(1 for _ in read_tasks(out))
+    if kept == n:
+        return f"wrote {out} ({n} distinct tasks; no id repeated, so the level holds at least {n})"
+    estimate = distinct_estimate(n, kept)
+    return (
+        f"wrote {out} ({kept} distinct tasks of {n} drawn, {n - kept} repeats dropped); "
+        f"the level holds about {estimate} distinct tasks for this split"
+    )
 
 
 # ---- verify -------------------------------------------------------------------------------------
