@@ -15,7 +15,7 @@ import re
 import pytest
 
 import taskforge
-from taskforge.generators.code import Code, run_samples
+from taskforge.generators.code import Code
 from taskforge.sandbox import Sample, Sandbox, bubblewrap_available, pool
 
 MODES = (["bubblewrap"] if bubblewrap_available() else []) + ["fallback"]
@@ -107,9 +107,11 @@ def test_candidate_cannot_read_earlier_jobs_from_memory(shared_pool):
     tasks = list(taskforge.generate("code", 4, level=8, seed=5))  # references run through this pool
     assert pool.default_sandbox() is shared_pool
     canary = "def solve(x: list[int]) -> int:\n    x = 'CANARY-7f3a'\n    return x\n"
-    run_samples([Sample(canary, "solve", tests=[(([1],), "CANARY-7f3a")])])  # another candidate's source
+    pool.default_sandbox().run(
+        [Sample(canary, "solve", tests=[(([1],), "CANARY-7f3a")])]
+    )  # another candidate's source
     scan = HEAP_SCAN + "\ndef solve(x):\n    return x\n"
-    result = run_samples([Sample(scan, "solve", tests=[((1,), 1)], time_limit=10.0)])[0]
+    result = pool.default_sandbox().run([Sample(scan, "solve", tests=[((1,), 1)], time_limit=10.0)])[0]
     assert result.status == "pass", result  # the scan itself ran to the end
     assert result.output.startswith("found "), result.output[:200]
     leaked = [t.meta["steps"] for t in tasks if t.answer.strip() in result.output]
