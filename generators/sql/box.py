@@ -129,7 +129,7 @@ def _catalogue() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     cat = _catalogue_cache
     if cat is None:
         rows = (
-            _parser()
+            _parser.get()
             .execute(
                 "SELECT lower(function_name), function_type, coalesce(macro_definition, '') FROM duckdb_functions()"
             )
