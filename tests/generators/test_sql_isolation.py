@@ -67,7 +67,7 @@ def test_plain_queries_and_unnest_still_parse() -> None:
 def test_query_smuggling_is_rejected_fast_in_process(task: Task, monkeypatch) -> None:
     from taskforge.generators import sql as S
 
-    monkeypatch.setattr(S, "ISOLATE", False)
+    monkeypatch.setattr(S.settings, "isolate", False)
     start = time.monotonic()
     verdict = GEN.safe_verify(task, fenced(SMUGGLED[0]))
     assert verdict.reason == "rejected", verdict
