@@ -112,13 +112,17 @@ class KnobSpace:
 
     # ---- construction from a generator -------------------------------------------------------------
     @classmethod
-    def from_generator(cls, gen: Any, knobs: Sequence[str] | None = None) -> KnobSpace:
-        """The space spanned by a generator's level ladder: each knob that varies along the ladder, with
-        the distinct values it takes there, easy to hard; knobs constant along the ladder become fixed
-        `base` params. The space's difficulty and guess rate come from the generator."""
+    def from_generator(
+        cls, gen: Any, knobs: Sequence[str] | None = None, max_level: int | None = None
+    ) -> KnobSpace:
+        """The space spanned by a generator's level ladder (levels 0..max_level, all by default): each knob
+        that varies along the ladder, with the distinct values it takes there, easy to hard; knobs constant
+        along the ladder become fixed `base` params. The space's difficulty and guess rate come from the
+        generator."""
         gen_cls = gen if isinstance(gen, type) else type(gen)
         inst = gen if not isinstance(gen, type) else gen_cls()
-        ladder = [gen_cls.resolve_params(i) for i in range(len(gen_cls.levels))]
+        top = len(gen_cls.levels) if max_level is None else max_level + 1
+        ladder = [gen_cls.resolve_params(i) for i in range(top)]
         names = list(knobs) if knobs is not None else [
             k.name for k in gen_cls.knobs if len({_key(lvl[k.name]) for lvl in ladder}) > 1
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def build_stream(cfg: TrainConfig, log_path: Path) -> Any:
     for t in cfg.tasks:
         cls = generator_class(t.family)
         if t.curriculum:
-            space = KnobSpace.from_generator(cls)
+            space = KnobSpace.from_generator(cls, max_level=t.max_level)
             ctrl = make_controller(cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **ctrl_settings)
         else:
             params = cls.resolve_params(t.level, t.params)
@@ -138,9 +139,14 @@ def find_checkpoint(output_dir: str | Path, resume: str | bool) -> Path:
 # ---- train --------------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool | None = None) -> TrainResult:
+def train(
+    config: TrainConfig | dict[str, Any] | str | Path,
+    resume: str | bool | None = None,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
     """Run GRPO as configured; `resume` continues from a checkpoint with the stream and controller state
-    it saved. Bad configuration raises ConfigError before any model loads."""
+    it saved; `callbacks` are extra transformers TrainerCallbacks (e.g. `HeldOutSet.callback`). Bad
+    configuration raises ConfigError before any model loads."""
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     ckpt = find_checkpoint(cfg.output_dir, resume) if resume else None
 
@@ -183,7 +189,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         train_dataset=stream.as_hf_dataset(),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[callback],
+        callbacks=[callback, *callbacks],
     )
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)

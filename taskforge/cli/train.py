@@ -24,13 +24,47 @@ def _need_train_extra() -> None:
 def tiny_model(
     out_dir: Path = typer.Argument(..., help="folder to write the tokenizer and model into"),
     seed: int = typer.Option(0, help="weights and tokenizer corpus seed"),
+    preset: str = typer.Option("tiny", help="named size: tiny (0.46M, CPU), small (~26M), base (~86M)"),
+    hidden: int = typer.Option(None, help="hidden size (overrides the preset)"),
+    layers: int = typer.Option(None, help="number of layers (overrides the preset)"),
+    heads: int = typer.Option(None, help="attention heads (overrides the preset; head_dim 64 suits vLLM)"),
 ) -> None:
-    """Build a tiny random-weight Qwen2 chat model and tokenizer, offline and deterministically."""
+    """Build a random-weight Qwen2 chat model and tokenizer, offline and deterministically."""
     _need_train_extra()
-    from taskforge.trainers.tiny import build_tiny_model
+    from taskforge.trainers.config import ConfigError
+    from taskforge.trainers.tiny import build_tiny_model, preset_shape
 
-    path = build_tiny_model(out_dir, seed=seed)
-    console.print(f"tiny model written to {path}")
+    try:
+        h, n_layers, n_heads = preset_shape(preset)
+        path = build_tiny_model(
+            out_dir, seed=seed, hidden_size=hidden or h, num_layers=layers or n_layers, num_heads=heads or n_heads
+        )
+    except ConfigError as exc:
+        fail(str(exc))
+    import json
+
+    info = json.loads((path / "taskforge_tiny.json").read_text())
+    console.print(f"model written to {path} ({info['parameters']:,} parameters)")
+
+
+@app.command("sft")
+def sft_cmd(
+    config: Path = typer.Argument(..., help="warm-start config (YAML): model, output_dir, tasks, examples, sft"),
+    resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
+) -> None:
+    """Supervised warm start on gold responses of a task mix (TRL's SFTTrainer, completion-only loss)."""
+    _need_train_extra()
+    from taskforge.trainers.config import ConfigError
+    from taskforge.trainers.sft import load_sft_config, sft
+
+    try:
+        result = sft(load_sft_config(config), resume=resume)
+    except ConfigError as exc:
+        fail(str(exc))
+    console.print(
+        f"done: {result['global_step']} steps on {result['examples']} gold examples, "
+        f"train loss {result['train_loss']:.3f}; model in {result['output_dir']}"
+    )
 
 
 @app.command("train")
