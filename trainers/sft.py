@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.registry import UnknownFamilyError, generator_class, get_generator
-from taskforge.trainers.config import ConfigError, read_yaml, validate_model_folder
+from taskforge.registry import generator_class, get_generator
+from taskforge.errors import ConfigError, UnknownFamilyError
+from taskforge.trainers.config import read_yaml, validate_model_folder
 
 TOP_KEYS = {"model", "output_dir", "seed", "examples", "tasks", "sft"}
 TASK_KEYS = {"family", "weight", "level", "levels", "params"}

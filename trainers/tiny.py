@@ -1,7 +1,7 @@
 """A tiny random-weight chat model, built offline and deterministically, for tests and the demo.
 
 The tokenizer is a byte-level BPE trained in-process with `tokenizers` on text from our own families.
-Trap (FACTS.md): transformers 5 loads any tokenizer next to a Qwen2 config as `Qwen2Tokenizer`, which
+Trap: transformers 5 loads any tokenizer next to a Qwen2 config as `Qwen2Tokenizer`, which
 swaps in Qwen2's own normalizer and pre-tokenizer. We train with exactly those (NFC + Qwen2's split
 regex + byte-level), so whichever class loads the folder, the encodings are the ones we trained.
 
@@ -90,7 +90,7 @@ def build_tiny_model(
     vocab_size: int = 1024,
 ) -> Path:
     """Write a tokenizer and a random-weight Qwen2 causal LM into `path`; same seed, same bytes."""
-    from taskforge.trainers.config import ConfigError
+    from taskforge.errors import ConfigError
 
     if min(hidden_size, num_layers, num_heads) < 1 or hidden_size % num_heads:
         raise ConfigError(f"hidden ({hidden_size}) must be a positive multiple of heads ({num_heads}), layers >= 1")
@@ -144,7 +144,7 @@ def build_tiny_model(
 
 def preset_shape(preset: str) -> tuple[int, int, int]:
     """(hidden, layers, heads) of a named size; a clear error names the valid ones."""
-    from taskforge.trainers.config import ConfigError
+    from taskforge.errors import ConfigError
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown model preset {preset!r}; valid: {', '.join(PRESETS)}")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import typer
 
-from taskforge.cli.app import app, console, fail
+from taskforge.cli.app import app, console, fail, say
+from taskforge.errors import MissingExtraError
+from taskforge.io import check_writable
 
 
 def _need_train_extra() -> None:
@@ -17,7 +19,7 @@ def _need_train_extra() -> None:
 
     missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
     if missing:
-        fail(f"{', '.join(missing)} not installed: pip install 'taskforge[train]'")
+        raise MissingExtraError(f"{', '.join(missing)} not installed: pip install 'taskforge[train]'")
 
 
 @app.command("tiny-model")
@@ -31,20 +33,16 @@ def tiny_model(
 ) -> None:
     """Build a random-weight Qwen2 chat model and tokenizer, offline and deterministically."""
     _need_train_extra()
-    from taskforge.trainers.config import ConfigError
     from taskforge.trainers.tiny import build_tiny_model, preset_shape
 
-    try:
-        h, n_layers, n_heads = preset_shape(preset)
-        path = build_tiny_model(
-            out_dir, seed=seed, hidden_size=hidden or h, num_layers=layers or n_layers, num_heads=heads or n_heads
-        )
-    except ConfigError as exc:
-        fail(str(exc))
+    h, n_layers, n_heads = preset_shape(preset)
+    path = build_tiny_model(
+        out_dir, seed=seed, hidden_size=hidden or h, num_layers=layers or n_layers, num_heads=heads or n_heads
+    )
     import json
 
     info = json.loads((path / "taskforge_tiny.json").read_text())
-    console.print(f"model written to {path} ({info['parameters']:,} parameters)")
+    say(f"model written to {path} ({info['parameters']:,} parameters)")
 
 
 @app.command("sft")
@@ -54,14 +52,10 @@ def sft_cmd(
 ) -> None:
     """Supervised warm start on gold responses of a task mix (TRL's SFTTrainer, completion-only loss)."""
     _need_train_extra()
-    from taskforge.trainers.config import ConfigError
     from taskforge.trainers.sft import load_sft_config, sft
 
-    try:
-        result = sft(load_sft_config(config), resume=resume)
-    except ConfigError as exc:
-        fail(str(exc))
-    console.print(
+    result = sft(load_sft_config(config), resume=resume)
+    say(
         f"done: {result['global_step']} steps on {result['examples']} gold examples, "
         f"train loss {result['train_loss']:.3f}; model in {result['output_dir']}"
     )
@@ -75,17 +69,14 @@ def train_cmd(
 ) -> None:
     """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer)."""
     _need_train_extra()
-    from taskforge.trainers.config import ConfigError, load_config
+    from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import train
 
-    try:
-        cfg = load_config(config)
-        if max_steps is not None:
-            cfg.grpo["max_steps"] = max_steps
-        result = train(cfg, resume=resume)
-    except ConfigError as exc:
-        fail(str(exc))
-    console.print(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
+    cfg = load_config(config)
+    if max_steps is not None:
+        cfg.grpo["max_steps"] = max_steps
+    result = train(cfg, resume=resume)
+    say(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
 
 
 @app.command("eval")
@@ -116,18 +107,15 @@ def eval_cmd(
         fail(f"benchmark folder {bench} does not exist")
     if backend in ("hf", "vllm"):
         _need_train_extra()
+    check_writable(output, folder=True)  # before a model loads, not after minutes of sampling
     from taskforge.trainers.evaluate import evaluate
 
-    try:
-        result = evaluate(
-            model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
-            base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, seed=seed, limit=limit,
-        )
-    except ValueError as exc:
-        fail(str(exc))
-    except RuntimeError as exc:  # the server refused or could not be reached
-        fail(str(exc))
+    result = evaluate(
+        model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
+        base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, seed=seed, limit=limit,
+    )
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"pass@k ({samples} samples per task)")
@@ -136,7 +124,7 @@ def eval_cmd(
         table.add_column(c)
     for key, g in result.groups.items():
         tok = g["average_tokens"]
-        table.add_row(key, str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
+        table.add_row(escape(key), str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
                       "-" if tok is None else f"{tok:.1f}")
     console.print(table)
-    console.print(f"completions and results in {output}")
+    say(f"completions and results in {output}")
