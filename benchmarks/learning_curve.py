@@ -59,7 +59,9 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from taskforge.trainers.tiny import build_tiny_model, preset_shape
 
     h, layers, heads = preset_shape(args.preset)
-    base = build_tiny_model(work / f"model-{seed}", seed=seed, hidden_size=h, num_layers=layers, num_heads=heads)
+    base = build_tiny_model(
+        work / f"model-{seed}", seed=seed, hidden_size=h, num_layers=layers, num_heads=heads
+    )
     t0 = time.perf_counter()
     warm = sft(
         {
@@ -78,7 +80,9 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         points: list[tuple[int, dict[str, float]]] = []
         per_step = args.prompts * args.group_size  # one generation batch per optimizer step
 
-        def record(step: int, scores: dict[str, float], points: list = points) -> None:
+        def record(
+            step: int, scores: dict[str, float], points: list = points, per_step: int = per_step
+        ) -> None:
             points.append((step * per_step, scores))
 
         t0 = time.perf_counter()
@@ -102,7 +106,9 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # Rollouts are counted from the step, checked against what the reward function actually routed.
         routed = result.reward.groups_routed * args.group_size
         if routed != result.global_step * per_step:
-            raise RuntimeError(f"{name}: {routed} completions rewarded, expected {result.global_step * per_step}")
+            raise RuntimeError(
+                f"{name}: {routed} completions rewarded, expected {result.global_step * per_step}"
+            )
         runs[name] = {
             "seconds": time.perf_counter() - t0,
             "steps": result.global_step,
@@ -110,8 +116,11 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "heldout_pass": [p[1]["mean"] for p in points],
             "per_level": {f"L{lv}": [p[1][f"L{lv}"] for p in points] for lv in HELDOUT_LEVELS},
         }
-        print(f"seed {seed} {name:9s} held-out {runs[name]['heldout_pass'][0]:.3f} -> "
-              f"{runs[name]['heldout_pass'][-1]:.3f} in {runs[name]['seconds']:.0f}s", flush=True)
+        print(
+            f"seed {seed} {name:9s} held-out {runs[name]['heldout_pass'][0]:.3f} -> "
+            f"{runs[name]['heldout_pass'][-1]:.3f} in {runs[name]['seconds']:.0f}s",
+            flush=True,
+        )
     return runs
 
 
@@ -127,7 +136,9 @@ def rollouts_to(target: float, rollouts: list[int], passes: list[float]) -> floa
     return float("inf")
 
 
-def bootstrap_ci(values: np.ndarray, stat: Any = np.mean, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, stat: Any = np.mean, n: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     if len(values) < 2:
         return (float(stat(values)), float(stat(values)))
@@ -254,8 +265,10 @@ def main() -> None:
     results["summary"] = summary
     # The layout: per controller, a list of runs {"seed", "rollouts", "heldout_pass"} (+ detail).
     results["controllers"] = {
-        name: [{"seed": s, **{k: results["runs"][s][name][k] for k in ("rollouts", "heldout_pass", "per_level")}}
-               for s in sorted(results["runs"])]
+        name: [
+            {"seed": s, **{k: results["runs"][s][name][k] for k in ("rollouts", "heldout_pass", "per_level")}}
+            for s in sorted(results["runs"])
+        ]
         for name in args.controllers
     }
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1, default=float) + "\n")

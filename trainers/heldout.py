@@ -48,11 +48,14 @@ class HeldOutSet:
         try:
             for level, tasks in zip(self.levels, self.tasks, strict=True):
                 texts = [
-                    tokenizer.apply_chat_template(t.messages, tokenize=False, add_generation_prompt=True) for t in tasks
+                    tokenizer.apply_chat_template(t.messages, tokenize=False, add_generation_prompt=True)
+                    for t in tasks
                 ]
                 completions: list[str] = []
                 for i in range(0, len(texts), batch_size):
-                    enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True).to(model.device)
+                    enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True).to(
+                        model.device
+                    )
                     with torch.no_grad():
                         ids = model.generate(
                             **enc,
@@ -62,9 +65,11 @@ class HeldOutSet:
                         )
                     new = ids[:, enc["input_ids"].shape[1] :]
                     completions += tokenizer.batch_decode(new, skip_special_tokens=True)
-                verdicts = gen.verify_many(tasks, completions) if hasattr(gen, "verify_many") else [
-                    gen.safe_verify(t, c) for t, c in zip(tasks, completions, strict=True)
-                ]
+                verdicts = (
+                    gen.verify_many(tasks, completions)
+                    if hasattr(gen, "verify_many")
+                    else [gen.safe_verify(t, c) for t, c in zip(tasks, completions, strict=True)]
+                )
                 out[f"L{level}"] = sum(v.passed for v in verdicts) / max(len(verdicts), 1)
         finally:
             tokenizer.padding_side = side

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.registry import generator_class, get_generator
 from taskforge.errors import ConfigError, UnknownFamilyError
+from taskforge.registry import generator_class, get_generator
 from taskforge.trainers.config import read_yaml, validate_model_folder
 
 TOP_KEYS = {"model", "output_dir", "seed", "examples", "tasks", "sft"}
@@ -95,7 +95,12 @@ def load_sft_config(source: str | Path | dict[str, Any]) -> SFTRunConfig:
         if not isinstance(levels, list) or not levels:
             raise ConfigError(f"{entry['family']}: `levels` must be a non-empty list of level indices")
         mix.append(
-            SFTMix(entry["family"], float(entry.get("weight", 1.0)), list(levels), dict(entry.get("params") or {}))
+            SFTMix(
+                entry["family"],
+                float(entry.get("weight", 1.0)),
+                list(levels),
+                dict(entry.get("params") or {}),
+            )
         )
     cfg = SFTRunConfig(
         model=str(raw["model"]),
@@ -197,10 +202,14 @@ def build_sft_trainer(cfg: SFTRunConfig) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(cfg.model)
-    return SFTTrainer(model=model, args=SFTConfig(**cfg.sft_kwargs()), train_dataset=dataset, processing_class=tokenizer)
+    return SFTTrainer(
+        model=model, args=SFTConfig(**cfg.sft_kwargs()), train_dataset=dataset, processing_class=tokenizer
+    )
 
 
-def sft(config: SFTRunConfig | dict[str, Any] | str | Path, resume: str | bool | None = None) -> dict[str, Any]:
+def sft(
+    config: SFTRunConfig | dict[str, Any] | str | Path, resume: str | bool | None = None
+) -> dict[str, Any]:
     """Run the warm start; returns {"global_step", "output_dir", "examples", "train_loss"}. `resume` is a
     checkpoint folder or "latest" (set `sft.save_steps` to write checkpoints)."""
     cfg = config if isinstance(config, SFTRunConfig) else load_sft_config(config)

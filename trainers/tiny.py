@@ -22,9 +22,7 @@ PRESETS: dict[str, tuple[int, int, int]] = {"tiny": (128, 2, 2), "small": (512, 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 EOS, PAD = "<|im_end|>", "<|endoftext|>"
 # Qwen2's pre-tokenizer split (the one Qwen2Tokenizer imposes on load).
-QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+QWEN2_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -93,7 +91,9 @@ def build_tiny_model(
     from taskforge.errors import ConfigError
 
     if min(hidden_size, num_layers, num_heads) < 1 or hidden_size % num_heads:
-        raise ConfigError(f"hidden ({hidden_size}) must be a positive multiple of heads ({num_heads}), layers >= 1")
+        raise ConfigError(
+            f"hidden ({hidden_size}) must be a positive multiple of heads ({num_heads}), layers >= 1"
+        )
     import torch
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -135,7 +135,13 @@ def build_tiny_model(
     n_params = sum(p.numel() for p in model.parameters())
     (out / "taskforge_tiny.json").write_text(
         json.dumps(
-            {"seed": seed, "hidden_size": hidden_size, "layers": num_layers, "heads": num_heads, "parameters": n_params}
+            {
+                "seed": seed,
+                "hidden_size": hidden_size,
+                "layers": num_layers,
+                "heads": num_heads,
+                "parameters": n_params,
+            }
         )
         + "\n"
     )

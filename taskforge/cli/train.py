@@ -47,7 +47,9 @@ def tiny_model(
 
 @app.command("sft")
 def sft_cmd(
-    config: Path = typer.Argument(..., help="warm-start config (YAML): model, output_dir, tasks, examples, sft"),
+    config: Path = typer.Argument(
+        ..., help="warm-start config (YAML): model, output_dir, tasks, examples, sft"
+    ),
     resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
 ) -> None:
     """Supervised warm start on gold responses of a task mix (TRL's SFTTrainer, completion-only loss)."""
@@ -83,13 +85,21 @@ def train_cmd(
 def eval_cmd(
     model: str = typer.Option(..., "--model", help="model folder (hf, vllm) or served model name (openai)"),
     tasks: Path = typer.Option(None, "--tasks", help="JSONL file of tasks (taskforge or Saturn records)"),
-    bench: Path = typer.Option(None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"),
+    bench: Path = typer.Option(
+        None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"
+    ),
     samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
     k: str = typer.Option("1,3,5,7,10", "-k", help="comma-separated k for pass@k (each <= samples)"),
     backend: str = typer.Option("hf", "--backend", help="hf | vllm | openai"),
-    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
-    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"),
-    output: Path = typer.Option(Path("eval_out"), "-o", "--output", help="folder for completions and results"),
+    base_url: str = typer.Option(
+        None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
+    ),
+    api_key: str = typer.Option(
+        None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"
+    ),
+    output: Path = typer.Option(
+        Path("eval_out"), "-o", "--output", help="folder for completions and results"
+    ),
     temperature: float = typer.Option(0.6, help="sampling temperature (Saturn: 0.6)"),
     top_p: float = typer.Option(0.95, help="nucleus sampling (Saturn: 0.95)"),
     max_tokens: int = typer.Option(1024, help="max new tokens per completion"),
@@ -111,9 +121,20 @@ def eval_cmd(
     from taskforge.trainers.evaluate import evaluate
 
     result = evaluate(
-        model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
-        base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, seed=seed, limit=limit,
+        model,
+        tasks_file=tasks,
+        bench_dir=bench,
+        backend=backend,
+        samples=samples,
+        ks=ks,
+        base_url=base_url,
+        api_key=api_key,
+        output_dir=output,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        limit=limit,
     )
     from rich.markup import escape
     from rich.table import Table
@@ -124,7 +145,11 @@ def eval_cmd(
         table.add_column(c)
     for key, g in result.groups.items():
         tok = g["average_tokens"]
-        table.add_row(escape(key), str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
-                      "-" if tok is None else f"{tok:.1f}")
+        table.add_row(
+            escape(key),
+            str(g["n_tasks"]),
+            *(f"{g.get(c, float('nan')):.3f}" for c in cols),
+            "-" if tok is None else f"{tok:.1f}",
+        )
     console.print(table)
     say(f"completions and results in {output}")

@@ -24,7 +24,9 @@ CLI = str(Path(sys.executable).parent / "taskforge")
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("m") / "tiny", seed=0, hidden_size=64, num_layers=1, num_heads=1)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("m") / "tiny", seed=0, hidden_size=64, num_layers=1, num_heads=1
+    )
 
 
 def _cfg(model: Path, out: Path, **sft_kw: object) -> dict:
@@ -58,7 +60,9 @@ def test_gold_rows_are_train_split_gold_answers_in_a_fixed_order(tiny: Path, tmp
     from taskforge.api import generate
 
     tasks = list(generate("arithmetic", 14, level=0, seed=3, split="train"))
-    assert [r["completion"][0]["content"] for r in rows[:14]] == [get_generator("arithmetic").gold_response(t) for t in tasks]
+    assert [r["completion"][0]["content"] for r in rows[:14]] == [
+        get_generator("arithmetic").gold_response(t) for t in tasks
+    ]
     assert all(verify(t, get_generator("arithmetic").gold_response(t)).passed for t in tasks)
 
 
@@ -120,32 +124,52 @@ def test_bad_configs_fail_before_the_model_loads(tiny: Path, tmp_path: Path) -> 
 def test_tiny_model_sizes_from_the_cli(tmp_path: Path) -> None:
     res = subprocess.run(
         [CLI, "tiny-model", str(tmp_path / "m"), "--hidden", "64", "--layers", "3", "--heads", "1"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr
     info = json.loads((tmp_path / "m" / "taskforge_tiny.json").read_text())
     assert (info["hidden_size"], info["layers"], info["heads"]) == (64, 3, 1)
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["num_hidden_layers"] == 3 and cfg["hidden_size"] == 64
-    res = subprocess.run([CLI, "tiny-model", str(tmp_path / "x"), "--hidden", "100", "--heads", "3"],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [CLI, "tiny-model", str(tmp_path / "x"), "--hidden", "100", "--heads", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 2 and "multiple of heads" in res.stdout + res.stderr
-    res = subprocess.run([CLI, "tiny-model", str(tmp_path / "y"), "--preset", "huge"], capture_output=True, text=True)
+    res = subprocess.run(
+        [CLI, "tiny-model", str(tmp_path / "y"), "--preset", "huge"], capture_output=True, text=True
+    )
     assert res.returncode == 2 and "tiny, small, base" in res.stdout + res.stderr
 
 
 def test_learning_curve_quick_writes_its_results(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "learning_curve.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((tmp_path / "learning_curve_quick.json").read_text())
     for name in ("adaptive", "uniform"):
         (run,) = data["controllers"][name]
-        assert run["rollouts"][0] == 0 and run["rollouts"] == sorted(run["rollouts"]) and len(run["rollouts"]) >= 3
-        assert all(0.0 <= p <= 1.0 for p in run["heldout_pass"]) and len(run["heldout_pass"]) == len(run["rollouts"])
+        assert (
+            run["rollouts"][0] == 0
+            and run["rollouts"] == sorted(run["rollouts"])
+            and len(run["rollouts"]) >= 3
+        )
+        assert all(0.0 <= p <= 1.0 for p in run["heldout_pass"]) and len(run["heldout_pass"]) == len(
+            run["rollouts"]
+        )
     # both controllers start from the same warm start: the same held-out score at step 0
-    assert data["controllers"]["adaptive"][0]["heldout_pass"][0] == data["controllers"]["uniform"][0]["heldout_pass"][0]
+    assert (
+        data["controllers"]["adaptive"][0]["heldout_pass"][0]
+        == data["controllers"]["uniform"][0]["heldout_pass"][0]
+    )
     assert (tmp_path / "learning_curve_quick.png").stat().st_size > 1000
     assert "| adaptive |" in (tmp_path / "learning_curve_quick.md").read_text()
