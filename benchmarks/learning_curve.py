@@ -51,29 +51,55 @@ CONTROLLERS = {
 }
 
 
-def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Warm start once, then GRPO under each controller from that checkpoint."""
-    from taskforge.trainers.grpo import train
-    from taskforge.trainers.heldout import HeldOutSet
+def warm_start(seed: int, args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], float]:
+    """Build the from-scratch model and warm-start it on gold answers; kept in `work` and reused by a
+    later run with the same settings (the warm start does not depend on the controller)."""
     from taskforge.trainers.sft import sft
     from taskforge.trainers.tiny import build_tiny_model, preset_shape
 
+    settings = {
+        "seed": seed,
+        "preset": args.preset,
+        "examples": args.sft_examples,
+        "steps": args.sft_steps,
+        "lr": args.sft_lr,
+        "levels": WARM_LEVELS,
+    }
+    out = work / f"sft-{seed}"
+    done = out / "warm_start.json"
+    if done.is_file() and json.loads(done.read_text())["settings"] == settings:
+        saved = json.loads(done.read_text())
+        return saved["result"], saved["seconds"]
     h, layers, heads = preset_shape(args.preset)
     base = build_tiny_model(
         work / f"model-{seed}", seed=seed, hidden_size=h, num_layers=layers, num_heads=heads
     )
     t0 = time.perf_counter()
-    warm = sft(
+    result = sft(
         {
             "model": str(base),
-            "output_dir": str(work / f"sft-{seed}"),
+            "output_dir": str(out),
             "seed": seed,
             "examples": args.sft_examples,
             "tasks": [{"family": FAMILY, "levels": WARM_LEVELS}],
-            "sft": {"max_steps": args.sft_steps, "per_device_train_batch_size": 32, "learning_rate": 2e-3},
+            "sft": {
+                "max_steps": args.sft_steps,
+                "per_device_train_batch_size": 32,
+                "learning_rate": args.sft_lr,
+            },
         }
     )
-    sft_s = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    done.write_text(json.dumps({"settings": settings, "result": result, "seconds": seconds}))
+    return result, seconds
+
+
+def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Warm start once, then GRPO under each controller from that checkpoint."""
+    from taskforge.trainers.grpo import train
+    from taskforge.trainers.heldout import HeldOutSet
+
+    warm, sft_s = warm_start(seed, args, work)
     heldout = HeldOutSet.build(FAMILY, HELDOUT_LEVELS, args.heldout_per_level, seed=10_000 + seed)
     runs: dict[str, Any] = {"warm_start": {"seconds": sft_s, "loss": warm["train_loss"]}}
     for name in args.controllers:
@@ -238,8 +264,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--heldout-per-level", type=int, default=64)
-    ap.add_argument("--sft-examples", type=int, default=4000)
-    ap.add_argument("--sft-steps", type=int, default=300)
+    ap.add_argument("--sft-examples", type=int, default=8000)
+    ap.add_argument("--sft-steps", type=int, default=700)
+    ap.add_argument("--sft-lr", type=float, default=4e-3)
+    ap.add_argument("--work", type=Path, default=None, help="keep models here; warm starts are reused")
+    ap.add_argument("--warm-only", action="store_true", help="only build the warm starts (needs --work)")
     ap.add_argument("--target-gain", type=float, default=0.05, help="held-out target: warm start + this")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
@@ -258,8 +287,14 @@ def main() -> None:
     }
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="taskforge-lc-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if args.warm_only:
+            for seed in args.seeds:
+                print(f"seed {seed}: warm start {warm_start(seed, args, work)}", flush=True)
+            return
         for seed in args.seeds:
-            results["runs"][seed] = run_seed(seed, args, Path(tmp))
+            results["runs"][seed] = run_seed(seed, args, work)
     results["seconds"] = time.perf_counter() - t0
     summary, table = summarise(results, args)
     results["summary"] = summary
