@@ -12,6 +12,7 @@
     use_vllm: false
     vllm_mode: colocate
     format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
+    reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ GRPO_DEFAULTS = {
 }
 TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
-    "format_reward", "verify_workers", "stream",
+    "format_reward", "verify_workers", "stream", "reward",
 }
 TASK_KEYS = {"family", "weight", "level", "params", "curriculum", "max_level"}
 
@@ -73,6 +74,7 @@ class TrainConfig:
     format_reward: float = 0.0
     verify_workers: int = 1
     stream: dict[str, Any] = field(default_factory=dict)  # extra TaskStream keyword arguments
+    reward: str = "verifier"  # "saturn": Saturn's 1 / 0 / -1 reward for SAT tasks
 
     @property
     def group_size(self) -> int:
@@ -167,6 +169,7 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         format_reward=float(raw.get("format_reward", 0.0)),
         verify_workers=int(raw.get("verify_workers", 1)),
         stream=dict(raw.get("stream") or {}),
+        reward=str(raw.get("reward", "verifier")),
     )
     validate(cfg)
     return cfg
@@ -209,6 +212,10 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"unknown LoRA fields {sorted(bad)} (see peft.LoraConfig)")
     if cfg.format_reward < 0:
         raise ConfigError("format_reward is a weight and must be >= 0")
+    if cfg.reward not in ("verifier", "saturn"):
+        raise ConfigError(f"reward must be verifier or saturn, got {cfg.reward!r}")
+    if cfg.reward == "saturn" and not any(t.family == "sat" for t in cfg.tasks):
+        raise ConfigError("reward: saturn scores SAT tasks; the mix has no `sat` family")
     _validate_grpo(cfg)
     _validate_controller(cfg)
 

@@ -76,8 +76,13 @@ class StepStats:
             return out
 
 
+REWARDS = ("verifier", "saturn")
+
+
 class TaskReward:
-    """The verifier reward (1.0 pass, 0.0 otherwise) as one TRL reward function.
+    """The verifier reward (1.0 pass, 0.0 otherwise) as one TRL reward function; with `reward="saturn"`,
+    SAT tasks get Saturn's reward instead (1 satisfied, 0 not, -1 no `\\boxed{}`), passed to GRPO as it
+    is, and other families keep their verifier. A pass is a reward of 1 either way.
 
     `on_group(task_id, rewards)` gets each prompt's group once its G rewards are in; `predict_zero_var`
     (task -> probability, or None) records what the controller expected for the group.
@@ -91,9 +96,13 @@ class TaskReward:
         predict_zero_var: Callable[[Task], float | None] | None = None,
         workers: int = 1,
         name: str = "correct",
+        reward: str = "verifier",
     ) -> None:
         if group_size < 1:
             raise ValueError("group_size must be >= 1")
+        if reward not in REWARDS:
+            raise ValueError(f"unknown reward {reward!r}; valid: {', '.join(REWARDS)}")
+        self.reward = reward
         self.__name__ = name  # TRL names its reward metrics after this
         self.group_size = group_size
         self.on_group = on_group
@@ -119,11 +128,17 @@ class TaskReward:
             raise ValueError("reward function needs the dataset's `task` column (the task JSON)")
         tasks = [self._task(t) for t in kwargs["task"]]
         texts = [completion_text(c) for c in completions]
-        verdicts = verify_many(tasks, texts, self.workers)
-        rewards = [float(v.score) for v in verdicts]
-        self.history.append((sum(v.passed for v in verdicts), len(verdicts)))
-        for t, v in zip(tasks, verdicts, strict=True):
-            self.stats.add_sample(t.family, level_label(t), v.passed)
+        if self.reward == "saturn":
+            from taskforge.trainers.evaluate import score_completions  # one scoring path for eval and train
+
+            scored = score_completions(tasks, texts, "saturn")
+            rewards, passed = [s["reward"] for s in scored], [s["passed"] for s in scored]
+        else:
+            verdicts = verify_many(tasks, texts, self.workers)
+            rewards, passed = [float(v.score) for v in verdicts], [v.passed for v in verdicts]
+        self.history.append((sum(passed), len(passed)))
+        for t, ok in zip(tasks, passed, strict=True):
+            self.stats.add_sample(t.family, level_label(t), ok)
         self._route(tasks, rewards)
         return rewards
 

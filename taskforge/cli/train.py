@@ -6,6 +6,7 @@ torch and TRL are imported inside the commands, so `taskforge --help` stays fast
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -83,7 +84,7 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    model: str = typer.Option(..., "--model", help="model folder (hf, vllm) or served model name (openai)"),
+    model: str = typer.Option(None, "--model", help="model folder (hf, vllm) or served model name (openai)"),
     tasks: Path = typer.Option(None, "--tasks", help="JSONL file of tasks (taskforge or Saturn records)"),
     bench: Path = typer.Option(
         None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"
@@ -102,15 +103,43 @@ def eval_cmd(
     ),
     temperature: float = typer.Option(0.6, help="sampling temperature (Saturn: 0.6)"),
     top_p: float = typer.Option(0.95, help="nucleus sampling (Saturn: 0.95)"),
-    max_tokens: int = typer.Option(1024, help="max new tokens per completion"),
+    max_tokens: int = typer.Option(
+        15_000, help="max new tokens per completion (Saturn: 15,000, so R1-style reasoning is not cut)"
+    ),
     limit: int = typer.Option(None, help="evaluate only the first N tasks (per level for --bench)"),
     seed: int = typer.Option(0),
+    scoring: str = typer.Option(
+        "strict", "--scoring", help="SAT scoring: strict (ours) | lenient | saturn (Saturn's reward, exactly)"
+    ),
+    model_name: str = typer.Option(
+        None,
+        "--model-name",
+        help="name in Saturn's layout <out>/<level>/<name>/ (default: the model folder's name)",
+    ),
+    tokenizer: str = typer.Option(
+        None,
+        "--tokenizer",
+        help="tokenizer folder to count tokens as Saturn does (default: the model folder)",
+    ),
+    rescore: Path = typer.Option(
+        None, "--rescore", help="a Saturn results.jsonl (records + completions): score it again, no sampling"
+    ),
+    level: str = typer.Option(None, "--level", help="--rescore: level name (default: from Saturn's layout)"),
 ) -> None:
     """Unbiased pass@k per family and level, and average completion tokens."""
     try:
         ks = [int(x) for x in k.split(",") if x.strip()]
     except ValueError:
         fail(f"-k must be comma-separated integers, got {k!r}")
+    from taskforge.trainers.evaluate import SCORINGS
+
+    if scoring not in SCORINGS:
+        fail(f"--scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    if rescore is not None:
+        _rescore(rescore, scoring, output, ks, model_name, level, tokenizer)
+        return
+    if model is None:
+        fail("--model is required (or --rescore a results.jsonl)")
     if tasks is not None and not tasks.is_file():
         fail(f"tasks file {tasks} does not exist")
     if bench is not None and not bench.is_dir():
@@ -121,25 +150,41 @@ def eval_cmd(
     from taskforge.trainers.evaluate import evaluate
 
     result = evaluate(
-        model,
-        tasks_file=tasks,
-        bench_dir=bench,
-        backend=backend,
-        samples=samples,
-        ks=ks,
-        base_url=base_url,
-        api_key=api_key,
-        output_dir=output,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        seed=seed,
-        limit=limit,
+        model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
+        base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, seed=seed, limit=limit, model_name=model_name, scoring=scoring,
+        tokenizer=tokenizer,
     )
+    _print_table(result, ks, f"pass@k ({samples} samples per task, scoring {scoring})")
+    say(f"completions and results in {output}")
+
+
+def _rescore(
+    path: Path,
+    scoring: str,
+    output: Path,
+    ks: list[int],
+    model_name: str | None,
+    level: str | None,
+    tokenizer: str | None,
+) -> None:
+    from taskforge.trainers.evaluate import rescore
+
+    if tokenizer is not None:
+        _need_train_extra()
+    check_writable(output, folder=True)
+    result = rescore(
+        path, scoring=scoring, output_dir=output, ks=ks, model_name=model_name, level=level, tokenizer=tokenizer
+    )
+    _print_table(result, ks, f"pass@k of {path} (scoring {scoring})")
+    say(f"rescored results in {output}")
+
+
+def _print_table(result: Any, ks: list[int], title: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"pass@k ({samples} samples per task)")
+    table = Table(title=title)
     cols = [f"pass@{x}" for x in ks]
     for c in ("family/level", "tasks", *cols, "avg tokens"):
         table.add_column(c)
@@ -152,4 +197,3 @@ def eval_cmd(
             "-" if tok is None else f"{tok:.1f}",
         )
     console.print(table)
-    say(f"completions and results in {output}")
