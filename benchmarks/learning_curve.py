@@ -177,7 +177,7 @@ def summarise(results: dict[str, Any], args: argparse.Namespace) -> tuple[dict[s
     seeds = sorted(results["runs"])
     summary: dict[str, Any] = {"target_gain": args.target_gain}
     lines = [
-        f"Held-out greedy pass@1 (mean of levels {HELDOUT_LEVELS}), {len(seeds)} seeds "
+        f"Held-out greedy pass@1 (all distinct test-split tasks of levels {HELDOUT_LEVELS}, each once), {len(seeds)} seeds "
         f"({', '.join(map(str, seeds))}), {args.steps} GRPO steps x {args.prompts} prompts x G={args.group_size}; "
         f"target = warm start + {args.target_gain:.2f} (per seed). Ratios: rollouts to target / uniform's, "
         "paired by seed (inf = never reached within the budget).",
