@@ -95,29 +95,41 @@ def warm_start(seed: int, args: argparse.Namespace, work: Path) -> tuple[dict[st
 
 
 def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Warm start once, then GRPO under each controller from that checkpoint."""
+    """Warm start once, then GRPO under each controller from that checkpoint; the held-out points come
+    from the trainer's own `eval_every` evaluation, read back from the run log."""
+    from collections import Counter
+
     from taskforge.trainers.grpo import train
-    from taskforge.trainers.heldout import HeldOutSet
+    from taskforge.trainers.heldout import PREFIX, HeldOut
 
     warm, sft_s = warm_start(seed, args, work)
-    heldout = HeldOutSet.build(FAMILY, HELDOUT_LEVELS, args.heldout_per_level, seed=10_000 + seed)
-    runs: dict[str, Any] = {"warm_start": {"seconds": sft_s, "loss": warm["train_loss"]}}
+    # The same set the trainer evaluates (same seed, levels, size): its size per level weights the mean.
+    held = HeldOut.build(
+        {FAMILY: HELDOUT_LEVELS}, tasks_per_level=args.heldout_per_level, samples=1, seed=seed
+    )
+    sizes = Counter(item.level for item in held.items)
+    runs: dict[str, Any] = {
+        "warm_start": {"seconds": sft_s, "loss": warm["train_loss"]},
+        "heldout_sizes": sizes,
+    }
+    per_step = args.prompts * args.group_size  # one generation batch per optimizer step
     for name in args.controllers:
-        points: list[tuple[int, dict[str, float]]] = []
-        per_step = args.prompts * args.group_size  # one generation batch per optimizer step
-
-        def record(
-            step: int, scores: dict[str, float], points: list = points, per_step: int = per_step
-        ) -> None:
-            points.append((step * per_step, scores))
-
         t0 = time.perf_counter()
+        out = work / f"grpo-{seed}-{name}"
         cfg = {
             "model": warm["output_dir"],
-            "output_dir": str(work / f"grpo-{seed}-{name}"),
+            "output_dir": str(out),
             "seed": seed,
             "tasks": [{"family": FAMILY, "curriculum": True, "max_level": TRAIN_MAX_LEVEL}],
             "controller": CONTROLLERS[name],
+            "eval_every": args.eval_every,
+            "eval": {
+                "levels": HELDOUT_LEVELS,
+                "tasks_per_level": args.heldout_per_level,
+                "samples": 1,
+                "temperature": 0.0,  # greedy: a deterministic pass@1 for given weights
+                "max_new_tokens": 16,
+            },
             "grpo": {
                 "max_steps": args.steps,
                 "num_generations": args.group_size,
@@ -128,23 +140,30 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "beta": 0.0,
             },
         }
-        result = train(cfg, callbacks=[heldout.callback(args.eval_every, record)])
+        result = train(cfg)
         # Rollouts are counted from the step, checked against what the reward function actually routed.
         routed = result.reward.groups_routed * args.group_size
         if routed != result.global_step * per_step:
             raise RuntimeError(
                 f"{name}: {routed} completions rewarded, expected {result.global_step * per_step}"
             )
+        points = [json.loads(line) for line in Path(result.log_path).read_text().splitlines()]
+        points = [p for p in points if p.get("event") == "heldout"]
+        per_level = {f"L{lv}": [p[f"{PREFIX}{FAMILY}/L{lv}"] for p in points] for lv in HELDOUT_LEVELS}
+        total = sum(sizes.values())
         runs[name] = {
             "seconds": time.perf_counter() - t0,
             "steps": result.global_step,
-            "rollouts": [p[0] for p in points],
-            "heldout_pass": [p[1]["mean"] for p in points],
-            "per_level": {f"L{lv}": [p[1][f"L{lv}"] for p in points] for lv in HELDOUT_LEVELS},
+            "rollouts": [p["step"] * per_step for p in points],
+            "heldout_pass": [
+                sum(per_level[f"L{lv}"][i] * sizes[f"L{lv}"] for lv in HELDOUT_LEVELS) / total
+                for i in range(len(points))
+            ],
+            "per_level": per_level,
         }
+        first, last = runs[name]["heldout_pass"][0], runs[name]["heldout_pass"][-1]
         print(
-            f"seed {seed} {name:9s} held-out {runs[name]['heldout_pass'][0]:.3f} -> "
-            f"{runs[name]['heldout_pass'][-1]:.3f} in {runs[name]['seconds']:.0f}s",
+            f"seed {seed} {name:9s} held-out {first:.3f} -> {last:.3f} in {runs[name]['seconds']:.0f}s",
             flush=True,
         )
     return runs

@@ -80,7 +80,7 @@ def _task_from_record(row: dict[str, Any]) -> Task:
     if "family" in row and "check" in row:
         return Task.from_dict(row)
     if {"n_sat", "k", "clause", "solution"} <= set(row):
-        from taskforge.generators.sat.saturn import record_to_task
+        from taskforge.generators.sat.records import record_to_task
 
         return record_to_task(row, strict=True)  # the scoring mode decides how it is verified
     raise DatasetError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")

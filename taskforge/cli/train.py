@@ -5,6 +5,7 @@ torch and TRL are imported inside the commands, so `taskforge --help` stays fast
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,8 @@ def train_cmd(
     resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
     max_steps: int = typer.Option(None, help="override grpo.max_steps"),
 ) -> None:
-    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer)."""
+    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer). Several processes:
+    `torchrun --nproc_per_node N -m taskforge train CONFIG` (one logical curriculum across the ranks)."""
     _need_train_extra()
     from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import train
@@ -79,6 +81,11 @@ def train_cmd(
     if max_steps is not None:
         cfg.grpo["max_steps"] = max_steps
     result = train(cfg, resume=resume)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun / accelerate launch the main process reports
+    if result.already_done:
+        say(f"nothing to do: the run already reached max_steps ({result.global_step}); output {result.output_dir}")
+        return
     say(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
 
 
