@@ -60,11 +60,16 @@ class KnobSpace:
         if guess_rate is None:
             self.guess = np.zeros(self.size)
         else:
-            self.guess = np.clip([float(guess_rate(self.to_params(self.cell(c)))) for c in range(self.size)], 0, 0.99)
+            self.guess = np.clip(
+                [float(guess_rate(self.to_params(self.cell(c)))) for c in range(self.size)], 0, 0.99
+            )
         if levels is None:
             steps = max(self.shape)
             levels = [
-                {n: vals[round(i * (len(vals) - 1) / max(steps - 1, 1))] for n, vals in zip(self.names, self.values, strict=True)}
+                {
+                    n: vals[round(i * (len(vals) - 1) / max(steps - 1, 1))]
+                    for n, vals in zip(self.names, self.values, strict=True)
+                }
                 for i in range(steps)
             ]
         self.levels: list[int] = [self.index(lvl) for lvl in levels]
@@ -91,7 +96,10 @@ class KnobSpace:
         return self._lookup[j][_key(value)]
 
     def cell(self, index: int) -> dict[str, Any]:
-        return {n: self.values[j][int(k)] for j, (n, k) in enumerate(zip(self.names, self.grid[index], strict=True))}
+        return {
+            n: self.values[j][int(k)]
+            for j, (n, k) in enumerate(zip(self.names, self.grid[index], strict=True))
+        }
 
     def to_params(self, cell: Mapping[str, Any]) -> dict[str, Any]:
         """Generator params for a cell: the fixed `base` params updated with the cell's knob values."""
@@ -119,9 +127,11 @@ class KnobSpace:
         gen_cls = gen if isinstance(gen, type) else type(gen)
         inst = gen if not isinstance(gen, type) else gen_cls()
         ladder = [gen_cls.resolve_params(i) for i in range(len(gen_cls.levels))]
-        names = list(knobs) if knobs is not None else [
-            k.name for k in gen_cls.knobs if len({_key(lvl[k.name]) for lvl in ladder}) > 1
-        ]
+        names = (
+            list(knobs)
+            if knobs is not None
+            else [k.name for k in gen_cls.knobs if len({_key(lvl[k.name]) for lvl in ladder}) > 1]
+        )
         if not names:
             names = [gen_cls.knobs[0].name] if gen_cls.knobs else []
         if not names:
@@ -136,10 +146,17 @@ class KnobSpace:
         # A ladder may move a knob both ways (Saturn's SAT levels raise n, which alone makes a formula
         # easier, together with k and l). Order each knob's values by the generator's difficulty
         # averaged over the other knobs, so that "later value = harder" holds knob by knob.
-        probe = cls(values, levels=[{n: lvl[n] for n in names} for lvl in ladder], base=base, difficulty=inst.difficulty)
+        probe = cls(
+            values,
+            levels=[{n: lvl[n] for n in names} for lvl in ladder],
+            base=base,
+            difficulty=inst.difficulty,
+        )
         for j, n in enumerate(names):
             marginal = [probe.difficulty[probe.grid[:, j] == i].mean() for i in range(len(values[n]))]
-            order = sorted(range(len(marginal)), key=lambda i, m=marginal: m[i])  # stable: ladder order on ties
+            order = sorted(
+                range(len(marginal)), key=lambda i, m=marginal: m[i]
+            )  # stable: ladder order on ties
             values[n] = [values[n][i] for i in order]
         return cls(
             values,
