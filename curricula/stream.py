@@ -144,6 +144,7 @@ class TaskStream:
         return gen.sample(gen.resolve_params(None, space.to_params(cell)), self.seed, self.split, index)
 
     def _propose_batch(self) -> None:
+        self._run_evaluations()  # an evaluation due before training (saturn's estimation step) comes first
         for family, cell in self.mixture.propose(self.batch):
             index = self.next_index
             self.next_index += 1
@@ -200,15 +201,19 @@ class TaskStream:
             cells = ctrl.eval_request()
             if not cells:
                 continue
+            # Each held-out task is sampled `eval_samples` times (Saturn: n per task); one reward per entry.
+            n = int(ctrl.settings.get("eval_samples", 1) or 1)
             tasks = []
             for cell in cells:
                 gen = self.generators[family]
                 params = gen.resolve_params(None, ctrl.space.to_params(cell))
-                tasks.append(gen.sample(params, self.seed, "val", self._eval_index))
+                tasks.extend([gen.sample(params, self.seed, "val", self._eval_index)] * n)
                 self._eval_index += 1
             rewards = list(self.evaluator(tasks))
-            for cell, r in zip(cells, rewards, strict=True):
-                ctrl.observe_eval(cell, [float(r)])
+            if len(rewards) != len(tasks):
+                raise ValueError(f"the evaluator returned {len(rewards)} rewards for {len(tasks)} tasks")
+            for j, cell in enumerate(cells):
+                ctrl.observe_eval(cell, [float(r) for r in rewards[j * n : (j + 1) * n]])
             self._write({"event": "eval", "family": family, "cell": cells[0], "rewards": rewards})
 
     # ---- checkpoints ----------------------------------------------------------------------------------

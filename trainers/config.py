@@ -12,6 +12,7 @@
     use_vllm: false
     vllm_mode: colocate
     format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
+    reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.generator import KnobError
-from taskforge.registry import UnknownFamilyError, generator_class
+from taskforge.errors import ConfigError, KnobError, UnknownFamilyError
+from taskforge.registry import generator_class
+
+__all__ = ["ConfigError", "TaskMix", "TrainConfig", "load_config", "validate"]
 
 
-class ConfigError(ValueError):
-    """A bad training configuration; the message says what is wrong and what is valid."""
-
-
-# What a CPU run needs (FACTS.md): plain GRPOConfig() raises on a CPU machine, and an online curriculum
-# must not shuffle (the shuffle buffer draws a thousand tasks before the first step). `ignore_data_skip`:
+# What a CPU run needs: TRL 1.16's plain GRPOConfig() raises on a CPU machine (use_cpu/bf16 below), and
+# an online curriculum must not shuffle (with shuffle_dataset=True, 1002 tasks were drawn before the
+# first step, all from the starting level). `ignore_data_skip`:
 # on resume the stream restores its own state, so replaying consumed batches would only draw junk.
 GRPO_FIXED = {"shuffle_dataset": False, "ignore_data_skip": True, "dataloader_num_workers": 0}
 GRPO_DEFAULTS = {
@@ -45,7 +45,7 @@ GRPO_DEFAULTS = {
 }
 TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
-    "format_reward", "verify_workers", "stream",
+    "format_reward", "verify_workers", "stream", "reward",
 }
 TASK_KEYS = {"family", "weight", "level", "params", "curriculum"}
 
@@ -73,6 +73,7 @@ class TrainConfig:
     format_reward: float = 0.0
     verify_workers: int = 1
     stream: dict[str, Any] = field(default_factory=dict)  # extra TaskStream keyword arguments
+    reward: str = "verifier"  # "saturn": Saturn's 1 / 0 / -1 reward for SAT tasks
 
     @property
     def group_size(self) -> int:
@@ -83,7 +84,6 @@ class TrainConfig:
         import torch
 
         kw = {**GRPO_DEFAULTS, **self.grpo}
-        kw.setdefault("output_dir", self.output_dir)
         kw["output_dir"] = self.output_dir
         kw.setdefault("seed", self.seed)
         if not torch.cuda.is_available():
@@ -154,6 +154,7 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         format_reward=float(raw.get("format_reward", 0.0)),
         verify_workers=int(raw.get("verify_workers", 1)),
         stream=dict(raw.get("stream") or {}),
+        reward=str(raw.get("reward", "verifier")),
     )
     validate(cfg)
     return cfg
@@ -196,6 +197,10 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"unknown LoRA fields {sorted(bad)} (see peft.LoraConfig)")
     if cfg.format_reward < 0:
         raise ConfigError("format_reward is a weight and must be >= 0")
+    if cfg.reward not in ("verifier", "saturn"):
+        raise ConfigError(f"reward must be verifier or saturn, got {cfg.reward!r}")
+    if cfg.reward == "saturn" and not any(t.family == "sat" for t in cfg.tasks):
+        raise ConfigError("reward: saturn scores SAT tasks; the mix has no `sat` family")
     _validate_grpo(cfg)
     _validate_controller(cfg)
 
@@ -223,10 +228,8 @@ def _validate_controller(cfg: TrainConfig) -> None:
     reported here rather than after the trainer started."""
     if not any(t.curriculum for t in cfg.tasks):
         return
-    try:
-        from taskforge.curricula import KnobSpace, make_controller
-    except ImportError as exc:
-        raise ConfigError(f"a curriculum needs taskforge.curricula: {exc}") from None
+    from taskforge.curricula import KnobSpace, make_controller
+
     settings = {k: v for k, v in cfg.controller.items() if k != "name"}
     if "name" not in cfg.controller:
         raise ConfigError("controller needs a `name` (e.g. adaptive, uniform, fixed, saturn, adarft)")

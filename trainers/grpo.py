@@ -18,6 +18,7 @@ from typing import Any
 from taskforge.registry import generator_class
 from taskforge.task import Task
 from taskforge.trainers.config import ConfigError, TrainConfig, load_config
+from taskforge.trainers.policy_eval import PolicyEvaluator, needs_policy_evaluator
 from taskforge.trainers.rewards import TaskReward, format_reward
 
 STATE_FILE = "taskforge_state.json"
@@ -64,6 +65,17 @@ def build_stream(cfg: TrainConfig, log_path: Path) -> Any:
     kw = cfg.grpo_kwargs()
     per_gen = kw["per_device_train_batch_size"] * (kw.get("steps_per_generation") or kw.get("gradient_accumulation_steps", 1))
     opts = {"batch": max(per_gen // cfg.group_size, 1), "prefetch": 1, "log_path": log_path, **cfg.stream}
+    saturn = needs_policy_evaluator(list(controllers.values()))
+    if saturn is not None and "evaluator" not in opts:
+        # A YAML run cannot pass an evaluator: saturn's held-out checks sample the policy being trained.
+        st = saturn.settings
+        opts["evaluator"] = PolicyEvaluator(
+            cfg.reward,
+            temperature=st["eval_temperature"],
+            top_p=st["eval_top_p"],
+            max_tokens=st["eval_max_tokens"] or kw.get("max_completion_length", 256),
+            seed=cfg.seed,
+        )
     return TaskStream(mixture, seed=cfg.seed, **opts)
 
 
@@ -160,7 +172,13 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         stream.load_state_dict(saved["stream"])
     log_path = Path(getattr(stream, "log_path", None) or out / "run_log.jsonl")
 
-    reward = TaskReward(cfg.group_size, stream.observe, predict_zero_var=predicted_zero_var, workers=cfg.verify_workers)
+    reward = TaskReward(
+        cfg.group_size,
+        stream.observe,
+        predict_zero_var=predicted_zero_var,
+        workers=cfg.verify_workers,
+        reward=cfg.reward,
+    )
     reward_funcs: list[Any] = [reward]
     if cfg.format_reward:
         reward_funcs.append(format_reward)
@@ -185,6 +203,8 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         peft_config=peft_config,
         callbacks=[callback],
     )
+    if isinstance(getattr(stream, "evaluator", None), PolicyEvaluator):
+        stream.evaluator.bind(trainer, tokenizer)
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
         trainer.save_model(str(out))  # the final model (or LoRA adapter) and tokenizer, ready for `taskforge eval`

@@ -19,8 +19,10 @@ Formats: `letters` is Saturn's text (`!A!BC & AB!D`, k <= 26, Saturn's prompt by
 
 Verification reads only `task.check`: the answer (last <answer> or \\boxed{}) is parsed strictly (exactly k
 characters 0/1 once whitespace is removed) and every clause is checked against it, so any model passes,
-not just the gold one. With `strict=false` it is Saturn's reward instead: no length check, position i is
-variable i, a missing position counts as 0, a character other than 0/1 makes neither literal true.
+not just the gold one. With `strict=false` (lenient) the same answer is checked as Saturn checks an
+assignment: no length check, position i is variable i, a missing position counts as 0, a character other
+than 0/1 makes neither literal true. Lenient is not Saturn's reward, which reads only the last
+`\\boxed{...}` on one line and keeps spaces: that is `saturn_reward` (generators/sat/reward.py).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from typing import Any
 
 from pysat.solvers import Minisat22
 
+from taskforge.errors import GenerationError, KnobError
 from taskforge.extract import extract_answer
-from taskforge.generator import Generator, Knob, KnobError
+from taskforge.generator import Generator, Knob
+from taskforge.generators.sat.reward import saturn_reward
 from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
@@ -231,6 +235,8 @@ class SAT(Generator):
         Knob("strict", bool, True, help="false: Saturn's lenient verifier (no length check)"),
     )
     levels = _all_levels()
+    # Saturn's benchmark levels: a saturn curriculum keeps them off its training ladder by default.
+    eval_levels = tuple({"n": n, "k": k, "l": l} for n, k, l in SATURN_TEST_LEVELS)
 
     def difficulty(self, params: dict[str, Any]) -> float:
         return saturn_difficulty(params["n"], params["k"], params["l"])
@@ -238,7 +244,6 @@ class SAT(Generator):
     # ---- generation ---------------------------------------------------------------------------------
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         n, k, l, mode = params["n"], params["k"], params["l"], params["mode"]
-        self._check_params(params)
         if mode == "planted":
             bits = rng.getrandbits(k)
             return self.build_task(params, draw_clauses(n, k, l, rng, planted=bits), _bits_to_answer(bits, k))
@@ -248,23 +253,20 @@ class SAT(Generator):
                 first, count = count_models(clauses, k)
                 if first is not None:
                     return self.build_task(params, clauses, _model_to_answer(first), models=count)
-            raise KnobError(
+            raise GenerationError(
                 f"no satisfiable random formula in {MAX_RANDOM_DRAWS} draws at n={n}, k={k}, l={l}"
             )
-        # unique: each clause rules out exactly 2^(k-n) assignments, so fewer clauses than that cannot
-        # leave one model; otherwise draw until the solver proves uniqueness.
-        if l * 2 ** (k - n) < 2**k - 1:
-            raise KnobError(f"unique mode needs l >= {math.ceil((2**k - 1) / 2 ** (k - n))} at n={n}, k={k}")
         for _ in range(MAX_UNIQUE_DRAWS):
             clauses = draw_clauses(n, k, l, rng, planted=rng.getrandbits(k))
             first, count = count_models(clauses, k, cap=2)
             if count == 1:
                 return self.build_task(params, clauses, _model_to_answer(first), models=1)
-        raise KnobError(
+        raise GenerationError(
             f"no formula with a unique model in {MAX_UNIQUE_DRAWS} draws at n={n}, k={k}, l={l}; raise l"
         )
 
-    def _check_params(self, params: dict[str, Any]) -> None:
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
         n, k, l = params["n"], params["k"], params["l"]
         if n > k:
             raise KnobError(f"n={n} literals per clause need k >= n variables, got k={k}")
@@ -276,6 +278,10 @@ class SAT(Generator):
             raise KnobError(
                 f"only {capacity} distinct clauses exist at n={n}, k={k} for mode {params['mode']}"
             )
+        # Each clause rules out exactly 2^(k-n) assignments, so fewer clauses than that cannot leave a
+        # single model; above the bound `generate` draws until the solver proves uniqueness.
+        if params["mode"] == "unique" and l * 2 ** (k - n) < 2**k - 1:
+            raise KnobError(f"unique mode needs l >= {math.ceil((2**k - 1) / 2 ** (k - n))} at n={n}, k={k}")
 
     def build_task(
         self,
@@ -381,4 +387,4 @@ class SAT(Generator):
         )
 
 
-__all__ = ["SAT", "count_models", "draw_clauses", "model_count"]
+__all__ = ["SAT", "count_models", "draw_clauses", "model_count", "saturn_reward"]
