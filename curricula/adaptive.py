@@ -206,7 +206,9 @@ class Adaptive(Controller):
         s = self._skills()
         a, b = self._posterior(s)
         mean = a / (a + b)
-        allowed = (1.0 - p_mixed(mean, self.group_size)) <= self.settings["skip_zero_var"]
+        allowed = (
+            (1.0 - p_mixed(mean, self.group_size)) <= self.settings["skip_zero_var"]
+        ) & self.space.valid
         draws = self._rng.beta(np.broadcast_to(a, (m, a.size)), np.broadcast_to(b, (m, b.size)))
         if allowed.any():
             value = np.where(allowed, self._value(draws, s, self.progress()), -1.0)
@@ -215,7 +217,7 @@ class Adaptive(Controller):
             # pass: the hardest; all fail: the easiest). The draws only break ties between equals.
             passing = mean >= 0.5
             edge = np.where(passing, self.hardness, -1.0) if passing.any() else -self.hardness
-            value = edge + 1e-3 * draws
+            value = np.where(self.space.valid, edge + 1e-3 * draws, -np.inf)
         return np.argmax(value, axis=1)
 
     def _observe(self, c: int, rewards: np.ndarray) -> None:

@@ -63,7 +63,7 @@ class Controller:
     def propose_index(self, m: int) -> np.ndarray:
         """Like `propose`, as flat cell indices of the space (what simulators and logs use)."""
         with self._lock:
-            idx = np.asarray(self._propose(int(m)), dtype=int)
+            idx = self.space.snap[np.asarray(self._propose(int(m)), dtype=int)]
             self.proposed += len(idx)
             return idx
 

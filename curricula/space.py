@@ -32,6 +32,7 @@ class KnobSpace:
         difficulty: Callable[[dict[str, Any]], float] | None = None,
         guess_rate: Callable[[dict[str, Any]], float] | None = None,
         family: str | None = None,
+        valid: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         if not knobs:
             raise ValueError("a KnobSpace needs at least one knob")
@@ -75,6 +76,20 @@ class KnobSpace:
         self.levels: list[int] = [self.index(lvl) for lvl in levels]
         # The hardest cell: every knob at its last value (the R80 target of the benchmark).
         self.hardest = self.size - 1
+        # valid[c]: the cell's params are a combination the generator can serve (a SAT clause of n
+        # literals needs k >= n variables). Controllers never propose an invalid cell: `snap` maps each
+        # cell to itself, or an invalid one to the nearest valid cell (ties to the easier).
+        if valid is None:
+            self.valid = np.ones(self.size, dtype=bool)
+        else:
+            self.valid = np.array([bool(valid(self.to_params(self.cell(c)))) for c in range(self.size)])
+        if not self.valid.any():
+            raise ValueError(f"no cell of this space is valid: {self.describe()}")
+        ok = np.flatnonzero(self.valid)
+        dist = np.abs(self.pos[:, None, :] - self.pos[None, ok, :]).sum(axis=2) + 1e-6 * self.pos[ok].sum(
+            axis=1
+        )
+        self.snap = ok[np.argmin(dist, axis=1)]
 
     # ---- addressing -------------------------------------------------------------------------------
     def index(self, cell: Mapping[str, Any]) -> int:
@@ -165,7 +180,20 @@ class KnobSpace:
             difficulty=inst.difficulty,
             guess_rate=inst.guess_rate if has_guess else None,
             family=gen_cls.family,
+            valid=lambda params: _serves(gen_cls, params),
         )
+
+
+def _serves(gen_cls: Any, params: dict[str, Any]) -> bool:
+    """Whether the generator accepts these params (its cross-knob rules, e.g. SAT's k >= n)."""
+    check = getattr(gen_cls, "check_params", None)
+    if check is None:
+        return True
+    try:
+        check(params)
+    except Exception:  # a KnobError, or any refusal: the cell is not served
+        return False
+    return True
 
 
 def _hashable_index(values: list[Any]) -> dict[Any, int]:

@@ -387,6 +387,8 @@ def test_benchmark_quick_mode_runs_and_prints(tmp_path, capsys) -> None:
                 "1",
                 "--presets",
                 "easy-1D,adversarial",
+                "--controllers",
+                "uniform,saturn,mopps,adaptive,oracle",
                 "--png",
                 str(png),
             ]
@@ -416,3 +418,22 @@ def test_space_from_generator_orders_each_knob_easy_to_hard(family: str) -> None
         assert cls().sample(params, 0, "train", 0).family == family
     if family == "sat":  # short formulas are often satisfied at random: the generator says so
         assert sp.guess.max() > 0.3 and sp.guess[sp.levels[-1]] < 0.01
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_controllers_never_propose_a_cell_the_generator_refuses(name: str) -> None:
+    # SAT's knobs cross: a clause of n literals needs k >= n variables, so some cells of the grid its
+    # ladder spans are not served. The adaptive controller starts at the easy edge, where they lie.
+    from taskforge.registry import families, generator_class
+
+    if "sat" not in families():
+        pytest.skip("sat family not installed")
+    cls = generator_class("sat")
+    sp = KnobSpace.from_generator(cls)
+    assert not sp.valid.all()  # the case this test is about
+    ctrl = make_controller(name, space=sp, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        for cell in ctrl.propose(16):
+            cls.check_params(sp.to_params(cell))  # raises for a refused cell
+            ctrl.observe(cell, group(int(rng.integers(0, 9))))
