@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from taskforge.generators.sat import saturn_reward  # noqa: E402
-from taskforge.generators.sat.saturn import record_to_task  # noqa: E402
+from taskforge.generators.sat.records import record_to_task  # noqa: E402
 from taskforge.registry import get_generator  # noqa: E402
 from tests.generators.test_saturn_reward import RECORDS, oracle, shapes  # noqa: E402
 

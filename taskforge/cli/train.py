@@ -5,6 +5,7 @@ torch and TRL are imported inside the commands, so `taskforge --help` stays fast
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ def train_cmd(
     resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
     max_steps: int = typer.Option(None, help="override grpo.max_steps"),
 ) -> None:
-    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer)."""
+    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer). Several processes:
+    `torchrun --nproc_per_node N -m taskforge train CONFIG` (one logical curriculum across the ranks)."""
     _need_train_extra()
     from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import train
@@ -51,6 +53,11 @@ def train_cmd(
     if max_steps is not None:
         cfg.grpo["max_steps"] = max_steps
     result = train(cfg, resume=resume)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun / accelerate launch the main process reports
+    if result.already_done:
+        say(f"nothing to do: the run already reached max_steps ({result.global_step}); output {result.output_dir}")
+        return
     say(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
 
 
@@ -89,6 +96,9 @@ def eval_cmd(
         None, "--rescore", help="a Saturn results.jsonl (records + completions): score it again, no sampling"
     ),
     level: str = typer.Option(None, "--level", help="--rescore: level name (default: from Saturn's layout)"),
+    surface: str = typer.Option(
+        None, "--surface", help="surface forms to ask each task in: all, or e.g. plain,qa,numbers"
+    ),
 ) -> None:
     """Unbiased pass@k per family and level, and average completion tokens."""
     try:
@@ -99,6 +109,13 @@ def eval_cmd(
 
     if scoring not in SCORINGS:
         fail(f"--scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    if surface is not None:
+        from taskforge.surface import parse_forms
+
+        try:
+            parse_forms(surface)
+        except ValueError as exc:
+            fail(f"--surface: {exc}")
     if rescore is not None:
         _rescore(rescore, scoring, output, ks, model_name, level, tokenizer)
         return
@@ -117,7 +134,7 @@ def eval_cmd(
         model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
         base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, limit=limit, model_name=model_name, scoring=scoring,
-        tokenizer=tokenizer,
+        tokenizer=tokenizer, surface=surface,
     )
     _print_table(result, ks, f"pass@k ({samples} samples per task, scoring {scoring})")
     say(f"completions and results in {output}")

@@ -128,7 +128,7 @@ def test_stream_estimates_before_training_with_n_samples_per_task() -> None:
         assert all(t.split == "val" for t in tasks)
         return [0.0] * len(tasks)
 
-    stream = TaskStream(
+    stream = TaskStream.from_families(
         "sat",
         "saturn",
         seed=0,

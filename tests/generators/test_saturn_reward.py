@@ -17,8 +17,9 @@ from pathlib import Path
 
 from taskforge.extract import extract_answer
 from taskforge.generators.sat import saturn_reward
+from taskforge.generators.sat.records import record_to_task
 from taskforge.generators.sat.reward import clause_text, saturn_box, saturn_task_reward
-from taskforge.generators.sat.saturn import read_records, record_to_task
+from taskforge.generators.sat.saturn import read_records
 from taskforge.registry import get_generator
 
 REPO = Path(__file__).resolve().parents[2]
