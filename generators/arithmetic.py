@@ -29,7 +29,11 @@ _INTEGER = re.compile(r"[+-]?(?:\d+|\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+)", re.
 def parse_integer(text: str) -> int | None:
     """Strict integer parse of a final answer, None if it is not exactly one integer."""
     text = text.strip()
-    if not text or len(text) > MAX_ANSWER_CHARS or not _INTEGER.fullmatch(text):
+    if not text or len(text) > MAX_ANSWER_CHARS:
+        return None
+    if text.isascii() and text.isdigit():
+        return int(text)  # the common answer, plain ASCII digits, without the regex
+    if not _INTEGER.fullmatch(text):
         return None
     return int(text.replace(",", "").replace(" ", ""))
 
@@ -70,8 +74,11 @@ def _product(a: int, b: int) -> str:
     return f"{a} × {b}" if b >= 0 else f"{a} × ({b})"
 
 
+_HEAD, _TAIL = "Compute ", ". Give the exact integer result inside <answer></answer>."
+
+
 def _prompt(expr: str) -> str:
-    return f"Compute {expr}. Give the exact integer result inside <answer></answer>."
+    return _HEAD + expr + _TAIL
 
 
 def _operand(rng: random.Random, digits: int, negative: bool) -> int:
@@ -170,7 +177,8 @@ class Arithmetic(Generator):
             out = []
             for index, item_seed in enumerate(block_seeds(prefix, start, n), start):
                 reseed(rng, item_seed)
-                for _ in range(MAX_SPLIT_DRAWS):
+                draws = 0
+                while True:
                     r = getrandbits(bits_a)
                     while r >= span_a:
                         r = getrandbits(bits_a)
@@ -184,8 +192,8 @@ class Arithmetic(Generator):
                     if negative and uniform() < 0.5:
                         b = -b
                     value = str(a * b)
-                    expr = _product(a, b)
-                    prompt = _prompt(expr)
+                    expr = f"{a} × {b}" if b >= 0 else f"{a} × ({b})"  # _product, inlined
+                    prompt = _HEAD + expr + _TAIL
                     # content_id(family, prompt, {"value": value}) and split_owns(split, id), spelled out.
                     key = id_head + prompt + '",{"value":"' + value + '"}]'
                     h = id_hash()
@@ -195,8 +203,9 @@ class Arithmetic(Generator):
                     h.update(('["split","' + task_id + '"]').encode())
                     if low <= int.from_bytes(h.digest(), "little") / 2**64 < high:
                         break
-                else:
-                    raise too_few_problems(family, params, split)
+                    draws += 1
+                    if draws == MAX_SPLIT_DRAWS:
+                        raise too_few_problems(family, params, split)
                 out.append(
                     Task.assemble(
                         {
@@ -237,9 +246,10 @@ class Arithmetic(Generator):
         value = parse_integer(text)
         if value is None:
             return Verdict.fail("malformed", parsed=text[:100])
-        if str(value) == task.check["value"]:
-            return Verdict.ok(parsed=str(value))
-        return Verdict.fail("wrong", parsed=str(value))
+        parsed = str(value)
+        if parsed == task.check["value"]:
+            return Verdict.ok(parsed)
+        return Verdict.fail("wrong", parsed)
 
     def corrupt_answer(self, task: Task, rng: random.Random) -> str | None:
         return f"<answer>{int(task.answer) + rng.choice((-10, -1, 1, 10))}</answer>"

@@ -42,7 +42,9 @@ def generate(
 def verify(task: Task | Mapping[str, Any], response: Any) -> Verdict:
     """Check one response against a task: a Task, its dict form, or a row read back from our JSONL or
     Parquet files (also through `datasets.load_dataset`). Never raises on bad responses."""
-    return get_generator((task := as_task(task)).family).safe_verify(task, response)
+    if type(task) is not Task:
+        task = as_task(task)
+    return get_generator(task.family).safe_verify(task, response)
 
 
 def as_task(task: Task | Mapping[str, Any] | str) -> Task:

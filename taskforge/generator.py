@@ -250,7 +250,8 @@ class Generator:
 
         def block(start: int, n: int) -> list[Task]:
             seeds = block_seeds(prefix, start, n)
-            return [self._place(params, random.Random(s), seed, split, start + k) for k, s in enumerate(seeds)]
+            place = self._place
+            return [place(params, random.Random(s), seed, split, i) for i, s in enumerate(seeds, start)]
 
         return block
 

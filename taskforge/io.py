@@ -123,7 +123,8 @@ class DatasetSpec:
 
 def _render_chunk(args: tuple[DatasetSpec, int, int]) -> list[str]:
     spec, start, stop = args
-    families = [spec.family_of(i) for i in range(start, stop)] if spec.mix else [spec.family or ""] * (stop - start)
+    indices = range(start, stop)
+    families = [spec.family_of(i) for i in indices] if spec.mix else [spec.family or ""] * len(indices)
     blocks: dict[str, Callable[[int, int], list[Task]]] = {}
     lines: list[str] = []
     i = 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REASONS = ("ok", "wrong", "no_answer", "malformed", "timeout", "error", "rejected")
+_REASON_SET = frozenset(REASONS)
 
 
 # Built once: `json.dumps` with non-default options constructs a new encoder on every call, which is a
@@ -138,13 +139,24 @@ class Verdict:
         if self.reason not in REASONS:
             raise ValueError(f"unknown verdict reason {self.reason!r}; valid: {', '.join(REASONS)}")
 
+    # `ok` and `fail` build the record directly (as `Task.assemble` does): a verdict of a cheap family
+    # costs less than the frozen dataclass's five setters and `__post_init__`. `fail` still checks the
+    # reason, against a set.
     @classmethod
     def ok(cls, parsed: Any = None, **details: Any) -> Verdict:
-        return cls(True, 1.0, "ok", parsed, details)
+        new = object.__new__(cls)
+        fields = {"passed": True, "score": 1.0, "reason": "ok", "parsed": parsed, "details": details}
+        object.__setattr__(new, "__dict__", fields)
+        return new
 
     @classmethod
     def fail(cls, reason: str, parsed: Any = None, **details: Any) -> Verdict:
-        return cls(False, 0.0, reason, parsed, details)
+        if reason not in _REASON_SET:
+            return cls(False, 0.0, reason, parsed, details)  # raises, naming the valid reasons
+        new = object.__new__(cls)
+        fields = {"passed": False, "score": 0.0, "reason": reason, "parsed": parsed, "details": details}
+        object.__setattr__(new, "__dict__", fields)
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -52,7 +52,9 @@ def test_arithmetic_batch_path_bytes(params: dict) -> None:
     resolved = gen.resolve_params(None, params)
     for split in ("train", "val", "test"):
         one = [gen.sample(resolved, 11, split, i) for i in range(200)]
-        many = gen.generate_many(resolved, 11, split, 0, 120) + gen.generate_many(resolved, 11, split, 120, 80)
+        many = gen.generate_many(resolved, 11, split, 0, 120) + gen.generate_many(
+            resolved, 11, split, 120, 80
+        )
         assert _jsons(many) == _jsons(one)
         # Equal records, not only equal JSON: the assembled Task compares equal and hashes its fields alike.
         assert many == one
