@@ -16,6 +16,7 @@ statement of a multi-statement string, and a data-modifying CTE is typed as a SE
 from __future__ import annotations
 
 import atexit
+import ctypes
 import datetime as dt
 import decimal
 import json
@@ -353,18 +354,59 @@ def _remove_dir(path: str, pid: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def address_space() -> int:
+    """Bytes of address space this process maps (what RLIMIT_AS bounds), from /proc; 0 without /proc."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class DatabaseCache:
     """LRU of built, locked database instances keyed by a task's content key.
 
     Building costs tens of milliseconds; a query on an open connection about one. Verifying the G
-    samples of one prompt therefore builds once and queries G times."""
+    samples of one prompt therefore builds once and queries G times.
 
-    def __init__(self, capacity: int = 32) -> None:
-        self.capacity = capacity
+    Sized by count and by bytes: under an address-space limit (the worker's RLIMIT_AS), the oldest
+    entries go before a build that would leave less than `reserve` bytes free for running a query, so
+    the cache never drives its process into the limit (where DuckDB fails allocations and the worker
+    restarts empty). A new entry is assumed to cost the median of the entries measured so far (address
+    space grown by their builds; the first build of a process also maps DuckDB itself, hence the
+    median). `max_bytes` bounds the same sum where there is no limit (None: count only)."""
+
+    def __init__(self, capacity: int = 32, reserve: int = 512 << 20, max_bytes: int | None = None) -> None:
+        self.capacity, self.reserve, self.max_bytes = capacity, reserve, max_bytes
         self._items: OrderedDict[str, Any] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # key -> address space its build added
+        self.evicted_for_bytes = 0
         self._lock = threading.RLock()
         self._dir: str | None = None
         self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        """The address space the cached entries' builds added, together."""
+        return sum(self._sizes.values())
+
+    def _room_for_one_more(self) -> bool:
+        sizes = sorted(self._sizes.values())
+        expected = sizes[len(sizes) // 2] if sizes else 0
+        if self.max_bytes is not None and self.bytes + expected > self.max_bytes:
+            return False
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return True
+        return address_space() + expected + self.reserve <= limit
+
+    def _evict_oldest(self) -> None:
+        key, old = self._items.popitem(last=False)
+        self._sizes.pop(key, None)
+        old.close()
 
     def directory(self) -> str:
         if self._dir is None or self._pid != os.getpid():
@@ -381,15 +423,20 @@ class DatabaseCache:
         with self._lock:
             if self._pid != os.getpid():  # a forked child must not share the parent's connections
                 self._items.clear()
+                self._sizes.clear()
                 self._dir = None
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
+            while self._items and not self._room_for_one_more():
+                self._evict_oldest()
+                self.evicted_for_bytes += 1
+            before = address_space()
             value = build()
             self._items[key] = value
+            self._sizes[key] = max(0, address_space() - before)
             while len(self._items) > self.capacity:
-                _, old = self._items.popitem(last=False)
-                old.close()
+                self._evict_oldest()
             return value
 
     def clear(self) -> None:
@@ -397,6 +444,7 @@ class DatabaseCache:
             for value in self._items.values():
                 value.close()
             self._items.clear()
+            self._sizes.clear()
             if self._dir and self._pid == os.getpid():
                 shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -497,9 +545,34 @@ class Worker:
         return Verdict.fail("error", parsed=sql[:200], error=str(result)[:300])
 
 
+WORKER_THREAD_STACK = 1 << 20
+
+
+def small_thread_stacks(size: int = WORKER_THREAD_STACK) -> bool:
+    """Make `size` the stack of threads started from now on in this process (glibc); False elsewhere.
+
+    Every DuckDB connection starts 8 threads, even at threads=1 (measured with duckdb 2.0), each with
+    glibc's default stack of RLIMIT_STACK, 8 MiB of address space: 64 of the 68-80 MiB a cached level-3
+    task cost against the worker's address-space limit (12-24 MiB with 1 MiB stacks). At threads=1
+    queries run in the calling thread (its stack is untouched); 1 MiB is twice macOS's default for
+    secondary threads, on which DuckDB runs as shipped."""
+    try:
+        libc = ctypes.CDLL(None)
+        attr = ctypes.create_string_buffer(256)  # room for pthread_attr_t (56 bytes on x86-64 glibc)
+        if libc.pthread_attr_init(attr) != 0:
+            return False
+        ok = libc.pthread_attr_setstacksize(attr, ctypes.c_size_t(size)) == 0
+        ok = ok and libc.pthread_setattr_default_np(attr) == 0
+        libc.pthread_attr_destroy(attr)
+        return ok
+    except (OSError, AttributeError):  # no pthread_setattr_default_np (not glibc): default stacks
+        return False
+
+
 def worker_loop(module: str) -> None:
     """The worker's main loop: `module` provides `_worker_ops()` -> {op: fn(check, sql)}."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
+    small_thread_stacks()
     import importlib
 
     ops = importlib.import_module(module)._worker_ops()
