@@ -34,12 +34,52 @@ def cpu_seconds() -> float:
     return total
 
 
+def _worker_vm_mib() -> float:
+    proc = S._worker._proc
+    if proc is None or proc.poll() is not None:
+        return 0.0
+    with open(f"/proc/{proc.pid}/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def rotation_case(n: int, level: int, rounds: int) -> tuple[int, float, float, float, int]:
+    """Verdicts per CPU-second over n tasks in rotation, next to one task repeated (a cached verdict)."""
+    gen = get_generator("sql")
+    tasks = list(taskforge.generate("sql", n, level=level, seed=7))
+    S._worker.stop()
+    S._cache.clear()
+
+    def rate(order: list) -> tuple[float, int]:
+        pids = set()
+        for t, r in order[: len(tasks)]:  # warm-up round: builds what the cache can hold
+            gen.safe_verify(t, r)
+        cpu = cpu_seconds()
+        for t, r in order:
+            assert gen.safe_verify(t, r).passed
+            pids.add(S._worker._proc.pid if S._worker._proc else None)
+        return len(order) / (cpu_seconds() - cpu), len(pids) - 1
+
+    # Response texts distinct within and across cases (tasks of one seed repeat across cases), so the
+    # per-task verdict memo never answers: the databases do the work.
+    rotating = [(t, f"```sql\n{t.answer}\n-- {n} tasks, round {i}\n```") for i in range(rounds) for t in tasks]
+    single = [(tasks[0], f"```sql\n{tasks[0].answer}\n-- one of {n}, {i}\n```") for i in range(len(rotating))]
+    single_rate, _ = rate(single)
+    rot_rate, restarts = rate(rotating)
+    vm = _worker_vm_mib()
+    S._worker.stop()
+    return n, rot_rate, single_rate, vm, restarts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
     ap.add_argument("--samples", type=int, default=16, help="responses verified per task")
     ap.add_argument("--in-process", action="store_true",
                     help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker")
+    ap.add_argument("--rotation", default="8,32,48",
+                    help="task counts verified in rotation at --rotation-level (the worker's cache holds 32)")
+    ap.add_argument("--rotation-level", type=int, default=3)
+    ap.add_argument("--rotation-only", action="store_true", help="only the rotation table")
     args = ap.parse_args()
     S.ISOLATE = not args.in_process
     if hasattr(os, "sched_setaffinity"):
@@ -47,8 +87,9 @@ def main() -> None:
     gen = get_generator("sql")
     list(taskforge.generate("sql", 2, level=0, seed=99))  # imports, scratch connection
 
+    rotation = [rotation_case(n, args.rotation_level, args.samples) for n in map(int, args.rotation.split(","))]
     rows = []
-    for level in range(len(gen.levels)):
+    for level in range(len(gen.levels) if not args.rotation_only else 0):
         start, cpu = time.perf_counter(), time.process_time()
         tasks = list(taskforge.generate("sql", args.tasks, level=level, seed=1))
         gen_rate = len(tasks) / (time.perf_counter() - start)
@@ -91,6 +132,18 @@ def main() -> None:
 
     mode = "in-process" if args.in_process else "worker process"
     print(f"answers run in: {mode}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print()
+    print(f"Tasks verified in rotation (level {args.rotation_level}, one response of each task in turn, "
+          f"{args.samples} rounds, as in a response file that interleaves tasks): per CPU-second of this "
+          "process and the worker, after one warm-up round; the worker's cache holds 32 tasks")
+    print()
+    print("| tasks in rotation | verdicts per CPU-s | vs one task repeated | worker address space MiB "
+          "| worker restarts |")
+    print("|---|---|---|---|---|")
+    for n, rate, single, vm, restarts in rotation:
+        print(f"| {n} | {rate:.0f} | {rate / single:.2f} | {vm:.0f} | {restarts} |")
+    if args.rotation_only:
+        return
     print()
     print("| level | generate tasks/s (wall / CPU) | build ms/task | verify verdicts/s (wall / CPU) "
           "| memo hits/s | SELECT 1/s | instances |")
