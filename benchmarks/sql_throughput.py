@@ -20,25 +20,26 @@ import time
 
 import taskforge
 from taskforge.generators import sql as S
+from taskforge.generators.sql import judge
 from taskforge.registry import get_generator
 
 
 def cpu_seconds() -> float:
     """CPU time of this process plus the SQL worker process (where answers run)."""
     total = time.process_time()
-    proc = S._worker._proc
-    if proc is not None and proc.poll() is None:
-        with open(f"/proc/{proc.pid}/stat") as f:
+    pid = S.WORKER.pid
+    if pid is not None:
+        with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
 def _worker_vm_mib() -> float:
-    proc = S._worker._proc
-    if proc is None or proc.poll() is not None:
+    pid = S.WORKER.pid
+    if pid is None:
         return 0.0
-    with open(f"/proc/{proc.pid}/statm") as f:
+    with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -46,8 +47,8 @@ def rotation_case(n: int, level: int, rounds: int) -> tuple[int, float, float, f
     """Verdicts per CPU-second over n tasks in rotation, next to one task repeated (a cached verdict)."""
     gen = get_generator("sql")
     tasks = list(taskforge.generate("sql", n, level=level, seed=7))
-    S._worker.stop()
-    S._cache.clear()
+    S.WORKER.stop()
+    judge.DATABASES.clear()
 
     def rate(order: list) -> tuple[float, int]:
         pids = set()
@@ -56,7 +57,7 @@ def rotation_case(n: int, level: int, rounds: int) -> tuple[int, float, float, f
         cpu = cpu_seconds()
         for t, r in order:
             assert gen.safe_verify(t, r).passed
-            pids.add(S._worker._proc.pid if S._worker._proc else None)
+            pids.add(S.WORKER.pid)
         return len(order) / (cpu_seconds() - cpu), len(pids) - 1
 
     # Response texts distinct within and across cases (tasks of one seed repeat across cases), so the
@@ -66,7 +67,7 @@ def rotation_case(n: int, level: int, rounds: int) -> tuple[int, float, float, f
     single_rate, _ = rate(single)
     rot_rate, restarts = rate(rotating)
     vm = _worker_vm_mib()
-    S._worker.stop()
+    S.WORKER.stop()
     return n, rot_rate, single_rate, vm, restarts
 
 
@@ -81,7 +82,7 @@ def main() -> None:
     ap.add_argument("--rotation-level", type=int, default=3)
     ap.add_argument("--rotation-only", action="store_true", help="only the rotation table")
     args = ap.parse_args()
-    S.ISOLATE = not args.in_process
+    S.settings.isolate = not args.in_process
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     gen = get_generator("sql")
@@ -127,8 +128,8 @@ def main() -> None:
         floor = 500 / (time.perf_counter() - start)
         rows.append((level, gen_rate, gen_cpu, build / len(tasks) * 1000, verify_rate, verify_cpu, memo_rate,
                      floor, len(tasks[0].check["seeds"])))
-        S._cache.clear()
-        S._worker.stop()  # a fresh worker per level: its cache does not carry over
+        judge.DATABASES.clear()
+        S.WORKER.stop()  # a fresh worker per level: its cache does not carry over
 
     mode = "in-process" if args.in_process else "worker process"
     print(f"answers run in: {mode}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

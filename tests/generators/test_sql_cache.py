@@ -42,30 +42,29 @@ _CHILD = textwrap.dedent(
     """
     import json, resource, sys
     import taskforge
-    from taskforge.generators import sql as S
-    from taskforge.generators.sql import box
+    from taskforge.generators.sql import box, judge
     tasks = list(taskforge.generate("sql", 32, level=3, seed=4))
-    S.instances(tasks[0].check)  # DuckDB's own one-time mappings land in the baseline
-    S._cache.clear()
+    judge.instances(tasks[0].check)  # DuckDB's own one-time mappings land in the baseline
+    judge.DATABASES.clear()
     out = {}
     # 1. A tight limit (baseline + 800 MiB), default thread stacks (about 70 MiB a task): the cache keeps
     #    fewer tasks than fit by count, evicting by bytes, and no build or query fails for memory.
     limit = box.address_space() + (800 << 20)
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     for t in tasks[:16]:
-        S.instances(t.check)
-    passed = all(S.judge_here(t.check, t.answer).passed for t in tasks[13:16])
-    out["tight"] = [len(S._cache), S._cache.evicted_for_bytes, box.address_space() < limit, passed]
-    S._cache.clear()
-    S._cache.evicted_for_bytes = 0
+        judge.instances(t.check)
+    passed = all(judge.judge_check(t.check, t.answer).passed for t in tasks[13:16])
+    out["tight"] = [len(judge.DATABASES), judge.DATABASES.evicted_for_bytes, box.address_space() < limit, passed]
+    judge.DATABASES.clear()
+    judge.DATABASES.evicted_for_bytes = 0
     # 2. The worker's settings: its 4 GiB limit and 1 MiB thread stacks. All 32 stay, and a second pass
     #    over them in rotation is served from the cache (the same objects, nothing rebuilt).
     resource.setrlimit(resource.RLIMIT_AS, (box.WORKER_ADDRESS_SPACE, resource.RLIM_INFINITY))
     out["stacks"] = box.small_thread_stacks()
-    first = [S.instances(t.check) for t in tasks]
-    again = [S.instances(t.check) for t in tasks]
-    out["worker"] = [len(S._cache), S._cache.evicted_for_bytes, all(a is b for a, b in zip(first, again))]
-    out["mib_per_task"] = S._cache.bytes / 32 / 2**20
+    first = [judge.instances(t.check) for t in tasks]
+    again = [judge.instances(t.check) for t in tasks]
+    out["worker"] = [len(judge.DATABASES), judge.DATABASES.evicted_for_bytes, all(a is b for a, b in zip(first, again))]
+    out["mib_per_task"] = judge.DATABASES.bytes / 32 / 2**20
     print(json.dumps(out))
     """
 )
