@@ -57,7 +57,7 @@ bench: $(VENV)/.full
 	$(RECORD) sql_throughput -- $(BIN)/python benchmarks/sql_throughput.py
 	$(RECORD) json_schema_throughput -- $(BIN)/python benchmarks/json_schema_throughput.py
 	$(RECORD) curriculum_sim -- $(BIN)/python benchmarks/curriculum_sim.py
-	$(RECORD) trainer_overhead -- $(BIN)/python benchmarks/trainer_overhead.py
+	$(RECORD) trainer_overhead --start "batch " -- $(BIN)/python benchmarks/trainer_overhead.py
 	$(MAKE) bench-readme
 
 bench-readme: $(BIN)/python

@@ -34,6 +34,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 _NAME = r"[A-Za-z0-9_.-]+"
 _SECTION = re.compile(rf"<!-- bench:(?P<name>{_NAME}) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->", re.S)
+_HEADING = re.compile(r"^#+ +(.*?) *$", re.M)
 _MARK = re.compile(rf"<!-- (?P<close>/?)bench:(?P<name>{_NAME}) -->")
 
 
@@ -53,16 +54,19 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}, {py}"
 
 
-def provenance(load_before: tuple[float, ...], load_after: tuple[float, ...], command: str) -> str:
+def provenance(
+    load_before: tuple[float, ...], load_after: tuple[float, ...], command: str, note: str = ""
+) -> str:
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (
         f"_Measured {date} on {machine()}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
-        f"after (1-minute). Command: `{command}`._"
+        f"after (1-minute). Command: `{command}`{note}._"
     )
 
 
-def record(name: str, command: list[str], results: Path = RESULTS) -> Path:
-    """Run a benchmark command, echo its stdout, and save it, headed by its provenance, as results/NAME.md."""
+def record(name: str, command: list[str], results: Path = RESULTS, start: str | None = None) -> Path:
+    """Run a benchmark command, echo its stdout, and save it, headed by its provenance, as results/NAME.md;
+    with `start`, from the first line that begins with it (libraries' own logs before it are dropped)."""
     if not re.fullmatch(_NAME, name):
         raise MarkerError(f"a results name is letters, digits, '_', '.', '-'; got {name!r}")
     load_before = os.getloadavg()
@@ -75,10 +79,14 @@ def record(name: str, command: list[str], results: Path = RESULTS) -> Path:
     if proc.wait() != 0:
         raise subprocess.CalledProcessError(proc.returncode, command)
     shown = " ".join(shlex.quote(c) for c in command).replace(sys.executable, "python")
+    note = "" if start is None else f" (stdout from its first line beginning with `{start}`)"
+    if start is not None:
+        first = next((i for i, line in enumerate(lines) if line.startswith(start)), len(lines))
+        lines = lines[first:]
     body = "".join(lines).strip("\n")
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"{name}.md"
-    path.write_text(provenance(load_before, os.getloadavg(), shown) + "\n\n" + body + "\n")
+    path.write_text(provenance(load_before, os.getloadavg(), shown, note) + "\n\n" + body + "\n")
     return path
 
 
@@ -107,7 +115,8 @@ def splice(text: str, results: Path = RESULTS) -> str:
             raise MarkerError(f"the README marks a table {name!r} but {results / name}.md does not exist")
 
     def body(m: re.Match[str]) -> str:
-        content = (results / f"{m['name']}.md").read_text().strip("\n")
+        # The README owns its heading structure: a results file's headings show as bold lines.
+        content = _HEADING.sub(r"**\1**", (results / f"{m['name']}.md").read_text().strip("\n"))
         return f"<!-- bench:{m['name']} -->\n{content}\n<!-- /bench:{m['name']} -->"
 
     return _SECTION.sub(body, text)
@@ -134,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     rec = sub.add_parser("record", help="run a benchmark and save its stdout as results/NAME.md")
     rec.add_argument("name")
+    rec.add_argument("--start", help="keep stdout from the first line beginning with this text")
     rec.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command")
     for cmd in ("splice", "check"):
         p = sub.add_parser(cmd)
@@ -145,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             command = args.command[1:] if args.command[:1] == ["--"] else args.command
             if not command:
                 ap.error("record NAME -- COMMAND: the command is missing")
-            print(f"wrote {record(args.name, command).relative_to(ROOT)}", file=sys.stderr)
+            path = record(args.name, command, start=args.start)
+            print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
             return 0
         text = args.readme.read_text()
         if args.cmd == "check":
@@ -158,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             args.readme.write_text(new)
         print(f"{args.readme.name}: {len(sections(new))} tables from {args.results}", file=sys.stderr)
         for name in unmarked(new, args.results):
-            print(f"note: results/{name}.md has no <!-- bench:{name} --> marker in the README", file=sys.stderr)
+            print(
+                f"note: results/{name}.md has no <!-- bench:{name} --> marker in the README", file=sys.stderr
+            )
         return 0
     except (MarkerError, OSError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)

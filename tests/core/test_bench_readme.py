@@ -37,7 +37,7 @@ def test_readme_tables_are_the_committed_results():
 def test_splice_replaces_only_marked_sections(tmp_path):
     bench = _load()
     (tmp_path / "speed.md").write_text("_Measured today._\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
-    (tmp_path / "other.md").write_text("| c |\n|---|\n| 3 |\n")
+    (tmp_path / "other.md").write_text("# Other results\n\n| c |\n|---|\n| 3 |\n")
     readme = (
         "# Title\n\n| hand | typed |\n|---|---|\n\n<!-- bench:speed -->\nold figures\n<!-- /bench:speed -->\n"
         "text between\n<!-- bench:other -->\n<!-- /bench:other -->\nend\n"
@@ -45,6 +45,7 @@ def test_splice_replaces_only_marked_sections(tmp_path):
     assert bench.stale(readme, tmp_path) == ["speed", "other"]
     new = bench.splice(readme, tmp_path)
     assert "old figures" not in new and "| 1 | 2 |" in new and "| 3 |" in new
+    assert "\n**Other results**\n" in new and "# Other" not in new  # the README keeps its own headings
     assert new.startswith("# Title\n\n| hand | typed |") and "text between\n" in new and new.endswith("end\n")
     assert bench.stale(new, tmp_path) == [] and bench.splice(new, tmp_path) == new
     (tmp_path / "speed.md").write_text("| a | b |\n|---|---|\n| 9 | 9 |\n")
@@ -71,7 +72,9 @@ def test_bad_markers_are_refused(tmp_path, readme, message):
 
 def test_record_writes_stdout_with_provenance(tmp_path, capsys):
     bench = _load()
-    path = bench.record("demo", [sys.executable, "-c", "print('| x |'); print('|---|'); print('| 1 |')"], tmp_path)
+    path = bench.record(
+        "demo", [sys.executable, "-c", "print('| x |'); print('|---|'); print('| 1 |')"], tmp_path
+    )
     assert path == tmp_path / "demo.md"
     head, body = path.read_text().split("\n\n", 1)
     assert head.startswith("_Measured ") and "load average" in head and "UTC" in head and "CPUs" in head
@@ -79,6 +82,10 @@ def test_record_writes_stdout_with_provenance(tmp_path, capsys):
     assert "| 1 |" in capsys.readouterr().out  # echoed while it runs
     with pytest.raises(bench.MarkerError):
         bench.record("../escape", [sys.executable, "-c", "pass"], tmp_path)
+    # --start drops what a library printed before the benchmark's own output.
+    noisy = "print({'loss': 0}); print('batch 64'); print('| t |')"
+    path = bench.record("noisy", [sys.executable, "-c", noisy], tmp_path, start="batch ")
+    assert path.read_text().split("\n\n", 1)[1] == "batch 64\n| t |\n"
 
 
 def test_cli_check_and_splice(tmp_path):
