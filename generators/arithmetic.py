@@ -172,9 +172,11 @@ class Arithmetic(Generator):
         # Hashers copied from empty ones: cheaper than a constructor call with keyword arguments.
         id_hash, unit_hash = hashlib.blake2b(digest_size=12).copy, hashlib.blake2b(digest_size=8).copy
         id_head = '["' + family + '","'
+        assemble, copy_params = Task.assemble, params.copy
 
         def block(start: int, n: int) -> list[Task]:
-            out = []
+            out: list[Task] = []
+            append = out.append
             for index, item_seed in enumerate(block_seeds(prefix, start, n), start):
                 reseed(rng, item_seed)
                 draws = 0
@@ -206,13 +208,13 @@ class Arithmetic(Generator):
                     draws += 1
                     if draws == MAX_SPLIT_DRAWS:
                         raise too_few_problems(family, params, split)
-                out.append(
-                    Task.assemble(
+                append(
+                    assemble(
                         {
                             "id": task_id,
                             "family": family,
                             "version": version,
-                            "params": params.copy(),
+                            "params": copy_params(),
                             "difficulty": difficulty,
                             "seed": seed,
                             "split": split,
