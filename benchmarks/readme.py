@@ -33,9 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 _NAME = r"[A-Za-z0-9_.-]+"
-_SECTION = re.compile(rf"<!-- bench:(?P<name>{_NAME}) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->", re.S)
+# A marker is a line of its own (a marker quoted inside a sentence, as in this project's README, is text).
+_SECTION = re.compile(
+    rf"^<!-- bench:(?P<name>{_NAME}) -->\n(?P<body>.*?)^<!-- /bench:(?P=name) -->$", re.S | re.M
+)
 _HEADING = re.compile(r"^#+ +(.*?) *$", re.M)
-_MARK = re.compile(rf"<!-- (?P<close>/?)bench:(?P<name>{_NAME}) -->")
+_MARK = re.compile(rf"^<!-- (?P<close>/?)bench:(?P<name>{_NAME}) -->$", re.M)
 
 
 class MarkerError(ValueError):

@@ -25,8 +25,10 @@ from taskforge.registry import get_generator
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process plus the SQL worker process (where answers run)."""
-    total = time.process_time()
+    """CPU time of this process plus the SQL worker process (where answers run), live or reaped (a worker
+    that restarted mid-measure is charged too)."""
+    t = os.times()
+    total = time.process_time() + t.children_user + t.children_system
     pid = S.WORKER.pid
     if pid is not None:
         with open(f"/proc/{pid}/stat") as f:

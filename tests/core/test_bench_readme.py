@@ -40,13 +40,17 @@ def test_splice_replaces_only_marked_sections(tmp_path):
     (tmp_path / "other.md").write_text("# Other results\n\n| c |\n|---|\n| 3 |\n")
     readme = (
         "# Title\n\n| hand | typed |\n|---|---|\n\n<!-- bench:speed -->\nold figures\n<!-- /bench:speed -->\n"
-        "text between\n<!-- bench:other -->\n<!-- /bench:other -->\nend\n"
+        "text between, quoting `<!-- bench:NAME -->` in a sentence\n<!-- bench:other -->\n<!-- /bench:other -->\nend\n"
     )
     assert bench.stale(readme, tmp_path) == ["speed", "other"]
     new = bench.splice(readme, tmp_path)
     assert "old figures" not in new and "| 1 | 2 |" in new and "| 3 |" in new
     assert "\n**Other results**\n" in new and "# Other" not in new  # the README keeps its own headings
-    assert new.startswith("# Title\n\n| hand | typed |") and "text between\n" in new and new.endswith("end\n")
+    assert (
+        new.startswith("# Title\n\n| hand | typed |")
+        and "text between, quoting `<!-- bench:NAME -->` in a sentence\n" in new
+        and new.endswith("end\n")
+    )
     assert bench.stale(new, tmp_path) == [] and bench.splice(new, tmp_path) == new
     (tmp_path / "speed.md").write_text("| a | b |\n|---|---|\n| 9 | 9 |\n")
     assert bench.stale(new, tmp_path) == ["speed"]
