@@ -58,6 +58,7 @@ bench: $(VENV)/.full
 	$(RECORD) json_schema_throughput -- $(BIN)/python benchmarks/json_schema_throughput.py
 	$(RECORD) curriculum_sim -- $(BIN)/python benchmarks/curriculum_sim.py
 	$(RECORD) trainer_overhead --start "batch " -- $(BIN)/python benchmarks/trainer_overhead.py
+	$(RECORD) distributed -- $(BIN)/python benchmarks/distributed.py
 	$(MAKE) bench-readme
 
 bench-readme: $(BIN)/python
