@@ -24,6 +24,9 @@ What a family may override (each documented on the method below, with an example
   combination is refused before a file is opened or a trainer starts.
 - `verify_many(tasks, responses)`: a faster batch path (code: one sandbox round). Trainers, `taskforge
   verify` and `taskforge eval` call it; the default loops over `safe_verify`.
+- `sampler_many(params, seed, split)`: a faster batch path for generation (arithmetic builds its Task
+  records directly); `generate_many`, `taskforge.generate` and the dataset writer call it, and it must
+  give the same bytes as `sample` for every index.
 - `guess_rate`, `gold_response`, `corrupt_answer`: used by the curriculum and the conformance suite.
 
 What the base class provides and callers use: `resolve_params`, `level_of`, `sample`/`sampler` (seeded
