@@ -93,3 +93,19 @@ def test_mixture_writer_matches_item_path() -> None:
     lines = [line for chunk in iter_task_lines(spec, workers=1) for line in chunk]
     assert lines == [spec.task(i).to_json() for i in range(300)]
     assert {line.split('"family":"')[1].split('"')[0] for line in lines} == {"arithmetic", "sat"}
+
+
+def test_conformance_catches_a_batch_path_with_other_bytes():
+    from taskforge.conformance import Probe, check_determinism
+    from taskforge.generators.arithmetic import Arithmetic
+
+    class Shifted(Arithmetic):
+        family = "arithmetic_shifted_batch"
+
+        def sampler_many(self, params, seed, split):
+            plain = super().sampler_many(params, seed, split)
+            return lambda start, n: plain(start + 1, n)  # off by one index
+
+    assert check_determinism(Probe(Arithmetic, samples=3, cross_process=False)) is None
+    problem = check_determinism(Probe(Shifted, samples=3, cross_process=False))
+    assert problem is not None and "generate_many" in problem
