@@ -474,9 +474,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # Families whose verification cost depends on per-task setup (a database, a sandbox) are measured by
     # their own scripts with distinct responses per task; repeating one response here would flatter them.
     dedicated = {"code": "benchmarks/code_verify.py", "sql": "benchmarks/sql_throughput.py"}
-    families = args.families.split(",") if args.families else [
-        f for f in taskforge.families() if f not in dedicated
-    ]
+    families = (
+        args.families.split(",") if args.families else [f for f in taskforge.families() if f not in dedicated]
+    )
     for fam, script in dedicated.items():
         if fam not in families:
             print(f"{fam}: see {script}", file=sys.stderr)
