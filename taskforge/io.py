@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taskforge.errors import DatasetError, OutputError, TaskforgeError
+from taskforge.generator import Generator
 from taskforge.registry import generator_class, get_generator
 from taskforge.seeding import hash_unit
 from taskforge.task import Task
@@ -102,9 +103,17 @@ class DatasetSpec:
 
     def sampler(self, family: str) -> Callable[[int], Task]:
         """Item i of this dataset for items of `family`, with params and seed key prepared once."""
-        gen = get_generator(family)
-        params = gen.resolve_params(self._level_for(type(gen)), None if self.mix else self.params)
+        gen, params = self._generator(family)
         return gen.sampler(params, self.seed, self.split)
+
+    def sampler_many(self, family: str) -> Callable[[int, int], list[Task]]:
+        """`block(start, n)`: items start..start+n-1 of this dataset, all of `family` (the batch path)."""
+        gen, params = self._generator(family)
+        return gen.sampler_many(params, self.seed, self.split)
+
+    def _generator(self, family: str) -> tuple[Generator, dict[str, Any]]:
+        gen = get_generator(family)
+        return gen, gen.resolve_params(self._level_for(type(gen)), None if self.mix else self.params)
 
     def task(self, index: int) -> Task:
         return self.sampler(self.family_of(index))(index)
@@ -115,12 +124,19 @@ class DatasetSpec:
 
 def _render_chunk(args: tuple[DatasetSpec, int, int]) -> list[str]:
     spec, start, stop = args
-    samplers: dict[str, Callable[[int], Task]] = {}
-    lines = []
-    for i in range(start, stop):
-        family = spec.family_of(i)
-        sample = samplers.get(family) or samplers.setdefault(family, spec.sampler(family))
-        lines.append(sample(i).to_json())
+    indices = range(start, stop)
+    families = [spec.family_of(i) for i in indices] if spec.mix else [spec.family or ""] * len(indices)
+    blocks: dict[str, Callable[[int, int], list[Task]]] = {}
+    lines: list[str] = []
+    i = 0
+    while i < len(families):
+        # A run of consecutive items of one family goes through the family's batch path at once.
+        family, j = families[i], i + 1
+        while j < len(families) and families[j] == family:
+            j += 1
+        block = blocks.get(family) or blocks.setdefault(family, spec.sampler_many(family))
+        lines.extend(task.to_json() for task in block(start + i, j - i))
+        i = j
     return lines
 
 

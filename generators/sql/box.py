@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import datetime as dt
 import decimal
 import importlib
@@ -483,17 +484,58 @@ def _remove_dir(path: str, pid: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def address_space() -> int:
+    """Bytes of address space this process maps (what RLIMIT_AS bounds), from /proc; 0 without /proc."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class DatabaseCache:
     """LRU of built, locked database instances keyed by a task's content key.
 
     Building costs tens of milliseconds; a query on an open connection about one. Verifying the G
-    samples of one prompt therefore builds once and queries G times."""
+    samples of one prompt therefore builds once and queries G times.
 
-    def __init__(self, capacity: int = 32) -> None:
-        self.capacity = capacity
+    Sized by count and by bytes: under an address-space limit (the worker's RLIMIT_AS), the oldest
+    entries go before a build that would leave less than `reserve` bytes free for running a query, so
+    the cache never drives its process into the limit (where DuckDB fails allocations and the worker
+    restarts empty). A new entry is assumed to cost the median of the entries measured so far (address
+    space grown by their builds; the first build of a process also maps DuckDB itself, hence the
+    median). `max_bytes` bounds the same sum where there is no limit (None: count only)."""
+
+    def __init__(self, capacity: int = 32, reserve: int = 512 << 20, max_bytes: int | None = None) -> None:
+        self.capacity, self.reserve, self.max_bytes = capacity, reserve, max_bytes
+        self.evicted_for_bytes = 0
         self._lock = threading.RLock()
         # A forked child starts empty: it must not share the parent's connections or remove its folder.
-        self._state = PerProcess(lambda: _CacheState(OrderedDict(), None))
+        self._state = PerProcess(lambda: _CacheState(OrderedDict(), None, {}))
+
+    def __len__(self) -> int:
+        return len(self._state.get().items)
+
+    @property
+    def bytes(self) -> int:
+        """The address space the cached entries' builds added, together."""
+        return sum(self._state.get().sizes.values())
+
+    def _room_for_one_more(self, state: _CacheState) -> bool:
+        sizes = sorted(state.sizes.values())
+        expected = sizes[len(sizes) // 2] if sizes else 0
+        if self.max_bytes is not None and sum(sizes) + expected > self.max_bytes:
+            return False
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return True
+        return address_space() + expected + self.reserve <= limit
+
+    @staticmethod
+    def _evict_oldest(state: _CacheState) -> None:
+        key, old = state.items.popitem(last=False)
+        state.sizes.pop(key, None)
+        old.close()
 
     def directory(self) -> str:
         state = self._state.get()
@@ -509,15 +551,20 @@ class DatabaseCache:
     def get(self, key: str, build: Callable[[], Any]) -> Any:
         """The cached value for `key`, else `build()` stored; values have a `close()`."""
         with self._lock:
-            items = self._state.get().items
+            state = self._state.get()
+            items = state.items
             if key in items:
                 items.move_to_end(key)
                 return items[key]
+            while items and not self._room_for_one_more(state):
+                self._evict_oldest(state)
+                self.evicted_for_bytes += 1
+            before = address_space()
             value = build()
             items[key] = value
+            state.sizes[key] = max(0, address_space() - before)
             while len(items) > self.capacity:
-                _, old = items.popitem(last=False)
-                old.close()
+                self._evict_oldest(state)
             return value
 
     def clear(self) -> None:
@@ -526,6 +573,7 @@ class DatabaseCache:
             for value in state.items.values():
                 value.close()
             state.items.clear()
+            state.sizes.clear()
             if state.directory:
                 shutil.rmtree(state.directory, ignore_errors=True)
             state.directory = None
@@ -535,6 +583,7 @@ class DatabaseCache:
 class _CacheState:
     items: OrderedDict[str, Any]
     directory: str | None
+    sizes: dict[str, int]  # key -> address space its build added
 
 
 # ---- the worker process -------------------------------------------------------------------------
@@ -631,6 +680,30 @@ class Worker:
         return status, result
 
 
+WORKER_THREAD_STACK = 1 << 20
+
+
+def small_thread_stacks(size: int = WORKER_THREAD_STACK) -> bool:
+    """Make `size` the stack of threads started from now on in this process (glibc); False elsewhere.
+
+    Every DuckDB connection starts 8 threads, even at threads=1 (measured with duckdb 2.0), each with
+    glibc's default stack of RLIMIT_STACK, 8 MiB of address space: 64 of the 68-80 MiB a cached level-3
+    task cost against the worker's address-space limit (12-24 MiB with 1 MiB stacks). At threads=1
+    queries run in the calling thread (its stack is untouched); 1 MiB is twice macOS's default for
+    secondary threads, on which DuckDB runs as shipped."""
+    try:
+        libc = ctypes.CDLL(None)
+        attr = ctypes.create_string_buffer(256)  # room for pthread_attr_t (56 bytes on x86-64 glibc)
+        if libc.pthread_attr_init(attr) != 0:
+            return False
+        ok = libc.pthread_attr_setstacksize(attr, ctypes.c_size_t(size)) == 0
+        ok = ok and libc.pthread_setattr_default_np(attr) == 0
+        libc.pthread_attr_destroy(attr)
+        return ok
+    except (OSError, AttributeError):  # no pthread_setattr_default_np (not glibc): default stacks
+        return False
+
+
 def exhausted(error: str) -> bool:
     """Whether an error says an allocation failed: DuckDB may then hold on to memory, so the worker that
     reported it should be replaced."""
@@ -640,6 +713,7 @@ def exhausted(error: str) -> bool:
 def worker_loop(target: str) -> None:
     """The worker's main loop: `target` ("package.module:NAME") is the table {op: fn(check, sql)}."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
+    small_thread_stacks()
     module, _, name = target.partition(":")
     ops = getattr(importlib.import_module(module), name)
     _catalogue()  # the function catalogue, read at start rather than inside the first answer's deadline
