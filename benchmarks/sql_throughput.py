@@ -2,15 +2,14 @@
 
     python benchmarks/sql_throughput.py [--tasks 24] [--samples 16] [--batch 64] [--rounds 3] [--in-process]
 
-Writes its table to benchmarks/results/sql_throughput.md (sql_throughput_in_process.md with --in-process).
-
 Verification reuses each task's databases (the LRU in generators/sql/): the first response of a task
 builds its instances ("build ms"), the next ones only run queries. Responses are distinct texts (the
 gold query with a different trailing comment, and two wrong queries), so the per-task verdict memo never
 answers; "memo hits/s" is the rate when a group repeats the same query text. "SELECT 1/s" is DuckDB's
 own floor on the same connection, measured in the same run, for scale. "verify_many" runs the same
 responses through `SQL.verify_many` in batches of --batch (one worker round each, as the trainer's reward
-and `taskforge verify` call it); the memo is off for both, so each side runs every response. DuckDB runs with threads=1 in the
+and `taskforge verify` call it); the memo is off for both, so each side runs every response, and the two
+are measured in alternated rounds, best of --rounds each (the machine is shared and noisy). DuckDB runs with threads=1 in the
 calling thread, so CPU time (this process plus the SQL worker process, both pinned to one core) is the
 cost on one dedicated core; wall time on a shared, oversubscribed machine is lower.
 """
@@ -21,7 +20,6 @@ import argparse
 import os
 import random
 import time
-from pathlib import Path
 
 import taskforge
 from taskforge.generator import Generator
@@ -32,8 +30,10 @@ from taskforge.task import Task
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process plus the SQL worker process (where answers run)."""
-    total = time.process_time()
+    """CPU time of this process plus the SQL worker process (where answers run), live or reaped (a worker
+    that restarted mid-measure is charged too)."""
+    t = os.times()
+    total = time.process_time() + t.children_user + t.children_system
     pid = S.WORKER.pid
     if pid is not None:
         with open(f"/proc/{pid}/stat") as f:
@@ -53,6 +53,44 @@ def verify_all(gen: Generator, responses: list[tuple[Task, str]], batch: int) ->
     return passed
 
 
+def _worker_vm_mib() -> float:
+    pid = S.WORKER.pid
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def rotation_case(n: int, level: int, rounds: int) -> tuple[int, float, float, float, int]:
+    """Verdicts per CPU-second over n tasks in rotation, next to one task repeated (a cached verdict)."""
+    gen = get_generator("sql")
+    tasks = list(taskforge.generate("sql", n, level=level, seed=7))
+    S.WORKER.stop()
+    judge.DATABASES.clear()
+
+    def rate(order: list) -> tuple[float, int]:
+        pids = set()
+        for t, r in order[: len(tasks)]:  # warm-up round: builds what the cache can hold
+            gen.safe_verify(t, r)
+        cpu = cpu_seconds()
+        for t, r in order:
+            assert gen.safe_verify(t, r).passed
+            pids.add(S.WORKER.pid)
+        return len(order) / (cpu_seconds() - cpu), len(pids) - 1
+
+    # Response texts distinct within and across cases (tasks of one seed repeat across cases), so the
+    # per-task verdict memo never answers: the databases do the work.
+    rotating = [
+        (t, f"```sql\n{t.answer}\n-- {n} tasks, round {i}\n```") for i in range(rounds) for t in tasks
+    ]
+    single = [(tasks[0], f"```sql\n{tasks[0].answer}\n-- one of {n}, {i}\n```") for i in range(len(rotating))]
+    single_rate, _ = rate(single)
+    rot_rate, restarts = rate(rotating)
+    vm = _worker_vm_mib()
+    S.WORKER.stop()
+    return n, rot_rate, single_rate, vm, restarts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
@@ -66,6 +104,13 @@ def main() -> None:
         action="store_true",
         help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker",
     )
+    ap.add_argument(
+        "--rotation",
+        default="8,32,48",
+        help="task counts verified in rotation at --rotation-level (the worker's cache holds 32)",
+    )
+    ap.add_argument("--rotation-level", type=int, default=3)
+    ap.add_argument("--rotation-only", action="store_true", help="only the rotation table")
     args = ap.parse_args()
     S.settings.isolate = not args.in_process
     if hasattr(os, "sched_setaffinity"):
@@ -73,8 +118,11 @@ def main() -> None:
     gen = get_generator("sql")
     list(taskforge.generate("sql", 2, level=0, seed=99))  # imports, scratch connection
 
+    rotation = [
+        rotation_case(n, args.rotation_level, args.samples) for n in map(int, args.rotation.split(","))
+    ]
     rows = []
-    for level in range(len(gen.levels)):
+    for level in range(len(gen.levels) if not args.rotation_only else 0):
         start, cpu = time.perf_counter(), time.process_time()
         tasks = list(taskforge.generate("sql", args.tasks, level=level, seed=1))
         gen_rate = len(tasks) / (time.perf_counter() - start)
@@ -94,7 +142,6 @@ def main() -> None:
                 else:
                     responses.append((t, f"```sql\n{t.answer}\n-- sample {i}\n```"))
         expected = sum(1 for i in range(args.samples) if i % 4 != 3) * len(tasks)
-
         memo_size, S.settings.memo_size = S.settings.memo_size, 0  # both sides run every response
         best: dict[str, tuple[float, float]] = {}
         for _ in range(args.rounds):  # alternated, best of each: the machine is shared and noisy
@@ -138,16 +185,36 @@ def main() -> None:
         S.WORKER.stop()  # a fresh worker per level: its cache does not carry over
 
     mode = "in-process" if args.in_process else "worker process"
-    lines = [
-        f"answers run in: {mode}; {args.tasks} tasks x {args.samples} responses per level; verify_many in "
-        f"batches of {args.batch}; best of {args.rounds} alternated rounds; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
-        "",
+    print(f"answers run in: {mode}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print()
+    print(
+        f"Tasks verified in rotation (level {args.rotation_level}, one response of each task in turn, "
+        f"{args.samples} rounds, as in a response file that interleaves tasks): per CPU-second of this "
+        "process and the worker, after one warm-up round; the worker's cache holds 32 tasks"
+    )
+    print()
+    print(
+        "| tasks in rotation | verdicts per CPU-s | vs one task repeated | worker address space MiB "
+        "| worker restarts |"
+    )
+    print("|---|---|---|---|---|")
+    for n, rate, single, vm, restarts in rotation:
+        print(f"| {n} | {rate:.0f} | {rate / single:.2f} | {vm:.0f} | {restarts} |")
+    if args.rotation_only:
+        return
+    print()
+    print(
+        f"Per level: {args.tasks} tasks x {args.samples} responses; verify one at a time (`safe_verify`) "
+        f"and verify_many in batches of {args.batch}, best of {args.rounds} alternated rounds each"
+    )
+    print()
+    print(
         "| level | generate tasks/s (wall / CPU) | build ms/task | verify verdicts/s (wall / CPU) "
-        "| verify_many verdicts/s (wall / CPU) | batch / one (CPU) | memo hits/s | SELECT 1/s | instances |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        "| verify_many verdicts/s (wall / CPU) | batch / one (CPU) | memo hits/s | SELECT 1/s | instances |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for level, g, gc, b, v, vc, m, f, n, bv, bvc in rows:
-        lines.append(
+        print(
             f"| {level} | {g:.0f} / {gc:.0f} | {b:.0f} | {v:.0f} / {vc:.0f} | {bv:.0f} / {bvc:.0f} "
             f"| {bvc / vc:.2f}x | {m:.0f} | {f:.0f} | {n} |"
         )
@@ -155,16 +222,10 @@ def main() -> None:
     def hmean(i: int) -> float:
         return len(rows) / sum(1 / r[i] for r in rows)
 
-    lines.append(
+    print(
         f"| all (harmonic mean) | {hmean(1):.0f} / {hmean(2):.0f} | | {hmean(4):.0f} / {hmean(5):.0f} "
         f"| {hmean(9):.0f} / {hmean(10):.0f} | {hmean(10) / hmean(5):.2f}x | | | |"
     )
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    out = Path(__file__).parent / "results" / f"sql_throughput{'_in_process' if args.in_process else ''}.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
-    print(f"written to {out}")
 
 
 if __name__ == "__main__":
