@@ -218,8 +218,11 @@ class SQL(Generator):
         verdicts: list[Verdict | None] = [None] * len(tasks)
         jobs: list[tuple[int, _Job]] = []
         for i, (task, response) in enumerate(zip(tasks, responses, strict=True)):
+            if (refused := self.screen(response)) is not None:  # not text, or too long to read
+                verdicts[i] = refused
+                continue
             try:
-                job = self._prepare(task, response) if isinstance(response, str) else None
+                job = self._prepare(task, response)
             except Exception:  # a bad record: safe_verify below says what, as it would one at a time
                 job = None
             if isinstance(job, _Job):

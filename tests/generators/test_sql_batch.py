@@ -51,6 +51,7 @@ def mixed_batch(pool: list[Task]) -> tuple[list[Task], list[object]]:
             (t, GEN.corrupt_answer(t, rng)),
             (t, "I am not sure."),  # no answer
             (t, None),  # not text
+            (t, "x" * (GEN.max_response_chars + 1)),  # refused unread
             (t, fenced("SELEC nonsense FROM")),  # malformed
             (t, fenced("x" * (box.MAX_SQL_CHARS + 1))),  # too long
             (t, fenced(f"SELECT 1; DROP TABLE {table}")),  # two statements
