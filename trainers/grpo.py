@@ -175,6 +175,10 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
 
         peft_config = LoraConfig(**{"task_type": "CAUSAL_LM", "r": 8, "lora_alpha": 16, "target_modules": "all-linear", **cfg.lora})
 
+    if cfg.use_vllm and cfg.vllm_mode == "colocate":
+        from taskforge.trainers.vllm_cpu import keep_cpu_linears_live
+
+        keep_cpu_linears_live()  # on CPU only: so TRL's weight syncs reach the logits vLLM samples from
     callback = make_callback(stream, reward, log_path)
     trainer = GRPOTrainer(
         model=model,
@@ -188,6 +192,11 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
         trainer.save_model(str(out))  # the final model (or LoRA adapter) and tokenizer, ready for `taskforge eval`
+        if cfg.merge_lora and trainer.accelerator.is_main_process:
+            # vLLM loads a full model folder, not an adapter: write the merged weights over the adapter files.
+            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(str(out))
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                (out / name).unlink(missing_ok=True)
     finally:
         close = getattr(stream, "close", None)
         if callable(close):

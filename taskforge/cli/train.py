@@ -60,7 +60,7 @@ def eval_cmd(
     tasks: Path = typer.Option(None, "--tasks", help="JSONL file of tasks (taskforge or Saturn records)"),
     bench: Path = typer.Option(None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"),
     samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
-    k: str = typer.Option("1,3,5,7,10", "-k", help="comma-separated k for pass@k (each <= samples)"),
+    k: str = typer.Option(None, "-k", help="comma-separated k for pass@k, each <= samples [default: 1,3,5,7,10 up to --samples]"),
     backend: str = typer.Option("hf", "--backend", help="hf | vllm | openai"),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
     api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"),
@@ -73,7 +73,7 @@ def eval_cmd(
 ) -> None:
     """Unbiased pass@k per family and level, and average completion tokens."""
     try:
-        ks = [int(x) for x in k.split(",") if x.strip()]
+        ks = None if k is None else [int(x) for x in k.split(",") if x.strip()]
     except ValueError:
         fail(f"-k must be comma-separated integers, got {k!r}")
     if tasks is not None and not tasks.is_file():
@@ -82,13 +82,13 @@ def eval_cmd(
         fail(f"benchmark folder {bench} does not exist")
     if backend in ("hf", "vllm"):
         _need_train_extra()
-    from taskforge.trainers.evaluate import evaluate
+    from taskforge.trainers.evaluate import default_ks, evaluate
 
     try:
         result = evaluate(
             model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
             base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, seed=seed, limit=limit,
+            max_tokens=max_tokens, seed=seed, limit=limit, progress=True,
         )
     except ValueError as exc:
         fail(str(exc))
@@ -97,7 +97,7 @@ def eval_cmd(
     from rich.table import Table
 
     table = Table(title=f"pass@k ({samples} samples per task)")
-    cols = [f"pass@{x}" for x in ks]
+    cols = [f"pass@{x}" for x in (default_ks(samples) if ks is None else ks)]
     for c in ("family/level", "tasks", *cols, "avg tokens"):
         table.add_column(c)
     for key, g in result.groups.items():
