@@ -118,6 +118,13 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path) -> Any:
     return TaskforgeCallback()
 
 
+def save_merged_lora(model: Any, out: Path) -> None:
+    """vLLM loads a full model folder, not an adapter: write the merged weights over the adapter files."""
+    model.merge_and_unload().save_pretrained(str(out))
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (out / name).unlink(missing_ok=True)
+
+
 def find_checkpoint(output_dir: str | Path, resume: str | bool) -> Path:
     """`resume` is a checkpoint folder, or True/'latest' for the newest checkpoint in the output dir."""
     if resume is True or resume == "latest":
@@ -193,10 +200,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
         trainer.save_model(str(out))  # the final model (or LoRA adapter) and tokenizer, ready for `taskforge eval`
         if cfg.merge_lora and trainer.accelerator.is_main_process:
-            # vLLM loads a full model folder, not an adapter: write the merged weights over the adapter files.
-            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(str(out))
-            for name in ("adapter_config.json", "adapter_model.safetensors"):
-                (out / name).unlink(missing_ok=True)
+            save_merged_lora(trainer.accelerator.unwrap_model(trainer.model), out)
     finally:
         close = getattr(stream, "close", None)
         if callable(close):
