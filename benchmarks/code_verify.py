@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import taskforge
-from taskforge.generators.code import Code, _sample, verify_batch
+from taskforge.generators.code import Code, _sample
 from taskforge.sandbox import Sample, Sandbox, bubblewrap_available, pool, same
 from taskforge.sandbox._plain import decode, encode
 
@@ -137,12 +137,12 @@ def main() -> None:
     os.environ["TASKFORGE_SANDBOX_WORKERS"] = str(args.workers)
     all_tasks = (tasks * (args.samples // len(tasks) + 1))[: args.samples]
     all_responses = (responses * (args.samples // len(tasks) + 1))[: args.samples]
-    verify_batch(all_tasks[:20], all_responses[:20])
+    Code().verify_many(all_tasks[:20], all_responses[:20])
     cpu = cpu_seconds()
-    dt, verdicts = timed(lambda: verify_batch(all_tasks, all_responses))
+    dt, verdicts = timed(lambda: Code().verify_many(all_tasks, all_responses))
     per = (cpu_seconds() - cpu) / len(all_tasks)
     assert all(v.passed for v in verdicts)
-    rows.append((f"`verify_batch` (extraction + Verdicts, default pool, {args.workers} workers)", len(all_tasks), dt,
+    rows.append((f"`Code.verify_many` (extraction + Verdicts, default pool, {args.workers} workers)", len(all_tasks), dt,
                  len(all_tasks) / dt, per))  # fmt: skip
 
     load = os.getloadavg()

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from taskforge.curricula.space import KnobSpace
+from taskforge.errors import ConfigError
 
 PASS_THRESHOLD = 0.5  # a reward above this counts as a pass (rewards are 1.0 / 0.0 unless partial credit)
 
@@ -40,9 +41,9 @@ class Controller:
         unknown = set(settings) - set(self.defaults)
         if unknown:
             valid = ", ".join(sorted(self.defaults)) or "(none)"
-            raise TypeError(f"controller {self.name!r} has no setting {sorted(unknown)}; valid: {valid}")
+            raise ConfigError(f"controller {self.name!r} has no setting {sorted(unknown)}; valid: {valid}")
         if group_size < 1:
-            raise ValueError(f"group_size must be >= 1, got {group_size}")
+            raise ConfigError(f"group_size must be >= 1, got {group_size}")
         self.space = space
         self.group_size = int(group_size)
         self.seed = int(seed)
@@ -170,7 +171,7 @@ def make_controller(name: str, space: KnobSpace, group_size: int = 8, seed: int 
     try:
         cls = CONTROLLERS[name]
     except KeyError:
-        raise ValueError(f"unknown controller {name!r}; valid: {', '.join(sorted(CONTROLLERS))}") from None
+        raise ConfigError(f"unknown controller {name!r}; valid: {', '.join(sorted(CONTROLLERS))}") from None
     return cls(space, group_size=group_size, seed=seed, **settings)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from taskforge.curricula.base import Controller, EmpiricalMixin, register_controller
+from taskforge.curricula.base import PASS_THRESHOLD, Controller, EmpiricalMixin, register_controller
 
 
 @register_controller
@@ -79,7 +79,7 @@ class Saturn(EmpiricalMixin, Controller):
         self._count(c, rewards)
         self._since_check += 1
         if c == self.space.levels[self.level]:
-            self._window.extend((rewards > 0.5).astype(float).tolist())
+            self._window.extend((rewards > PASS_THRESHOLD).astype(float).tolist())
         if self.settings["eval_source"] == "train" and self._since_check >= self.settings["check_every"]:
             self._decide(self._window)
 
@@ -100,7 +100,7 @@ class Saturn(EmpiricalMixin, Controller):
             if not self._pending:
                 return
             self.eval_rollouts += len(rewards)
-            self._eval_passes.extend(float(r > 0.5) for r in rewards)
+            self._eval_passes.extend(float(r > PASS_THRESHOLD) for r in rewards)
             self._pending = max(self._pending - len(rewards), 0)
             if not self._pending:
                 self._decide(self._eval_passes)

@@ -10,8 +10,9 @@ import random
 import re
 from typing import Any
 
+from taskforge.errors import GenerationError, KnobError
 from taskforge.extract import extract_answer
-from taskforge.generator import Generator, Knob, KnobError
+from taskforge.generator import Generator, Knob
 from taskforge.registry import register
 from taskforge.task import Task, Verdict
 
@@ -95,6 +96,21 @@ class Arithmetic(Generator):
             base = float(a * (params["terms"] - 1))
         return base + 0.1 * params["min_carries"] + 0.5 * params["negative"]
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        lo, hi = params["min_carries"], params["max_carries"]
+        if 0 <= hi < lo:
+            raise KnobError(f"min_carries={lo} exceeds max_carries={hi}")
+        a = params["digits"]
+        if params["op"] == "mul":
+            # One carry at most per digit product, then one per column of the sum of the partial products.
+            b = params["digits_b"] or a
+            most = a * b + a + b + 1
+        else:
+            most = a  # one per column of the terms (`addition_carries` counts no carry past the last)
+        if lo > most:
+            raise KnobError(f"at most {most} carries are possible for {params['op']} at these digits; got min_carries={lo}")
+
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         lo, hi = params["min_carries"], params["max_carries"]
         constrained = lo > 0 or hi >= 0
@@ -103,7 +119,7 @@ class Arithmetic(Generator):
             if not constrained or (carries >= lo and (hi < 0 or carries <= hi)):
                 break
         else:
-            raise KnobError(f"no {params['op']} problem with {lo}..{hi} carries found for {params}")
+            raise GenerationError(f"no {params['op']} problem with {lo}..{hi} carries found for {params}")
         if params["op"] == "mul":
             expr = f"{operands[0]} × {operands[1]}" if operands[1] >= 0 else f"{operands[0]} × ({operands[1]})"
             prompt = f"Compute {expr}."

@@ -20,17 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taskforge.errors import GenerationError
 from taskforge.extract import extract_block
 from taskforge.generator import Generator, Knob
 from taskforge.registry import register
-from taskforge.sandbox import Result, Sample, default_sandbox
-from taskforge.sandbox._plain import decode, encode
-from taskforge.task import Task, Verdict, content_id
+from taskforge.sandbox import Result, Sample, decode, default_sandbox, encode
+from taskforge.task import Task, Verdict
 
 TIME_LIMIT_S = 2.0
 ENTRY = "solve"
 VOWELS = "aeiouAEIOU"
 TYPE_NAMES = {"list": "list[int]", "int": "int", "str": "str"}
+INSTRUCTION = (
+    "Reply with the complete function in a ```python code block. Only the standard library is available; "
+    "the code runs without network or file access."
+)
 
 
 # ---- primitives --------------------------------------------------------------------------------------
@@ -181,10 +185,6 @@ def edge_input(rng: random.Random, kind: str, size: int) -> Any:
     return rng.choice((0, 1, -1, -(10**size), 10**size - 1))
 
 
-def _render(value: Any) -> str:
-    return repr(value)
-
-
 @register
 class Code(Generator):
     family = "code"
@@ -240,7 +240,7 @@ class Code(Generator):
         )
         if shown:
             prompt += "\nExamples:\n" + "".join(
-                f"{ENTRY}({_render(x)}) == {_render(reference(x))}\n" for x in shown
+                f"{ENTRY}({x!r}) == {reference(x)!r}\n" for x in shown
             )
         prompt += "\n" + INSTRUCTION
         check = {
@@ -249,14 +249,36 @@ class Code(Generator):
             "time_limit": TIME_LIMIT_S,
             "tests": [encode(t) for t in tests],
         }
-        result = run_samples([_sample(check, source)])[0]
+        result = default_sandbox().run([_sample(check, source)])[0]
         if not result.ok:
-            raise RuntimeError(f"reference failed its own tests in the sandbox: {result}")
+            raise GenerationError(f"reference failed its own tests in the sandbox: {result}")
         meta = {"steps": [p.name for p, _ in chain], "returns": chain[-1][0].gives}
         return self.make_task(params, prompt=prompt, answer=source, check=check, meta=meta)
 
     def verify(self, task: Task, response: str) -> Verdict:
-        return verify_batch([task], [response])[0]
+        return self.verify_many([task], [response])[0]
+
+    def verify_many(self, tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdict]:
+        """One sandbox round for the whole batch, spread over the pool's workers; Verdicts in order."""
+        if len(tasks) != len(responses):
+            raise ValueError(f"{len(tasks)} tasks for {len(responses)} responses")
+        verdicts: list[Verdict | None] = [None] * len(tasks)
+        pending: list[tuple[int, str]] = []
+        for i, response in enumerate(responses):
+            code = extract_block(response, "python") if isinstance(response, str) else None
+            if code is None:
+                verdicts[i] = Verdict.fail("no_answer" if isinstance(response, str) else "malformed")
+            else:
+                pending.append((i, code))
+        try:
+            samples = [_sample(tasks[i].check, code) for i, code in pending]
+            results = default_sandbox().run(samples) if samples else []
+        except Exception as exc:  # a malformed check or a dead pool: a Verdict per response, never a raise
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            return [v or Verdict.fail("error", error=error) for v in verdicts]
+        for (i, code), result in zip(pending, results, strict=True):
+            verdicts[i] = _to_verdict(result, code)
+        return verdicts  # type: ignore[return-value]
 
     def gold_response(self, task: Task) -> str:
         return f"```python\n{task.answer}```"
@@ -269,18 +291,7 @@ class Code(Generator):
         return f"```python\n{body}```"
 
 
-INSTRUCTION = (
-    "Reply with the complete function in a ```python code block. Only the standard library is available; "
-    "the code runs without network or file access."
-)
-
-
 # ---- verification --------------------------------------------------------------------------------------
-def extract_code(response: str) -> str | None:
-    """The last fenced python block, else the <answer> block (itself possibly fenced)."""
-    return extract_block(response, "python")
-
-
 def _sample(check: dict[str, Any], code: str) -> Sample:
     if check["mode"] == "check":
         return Sample(code, check["entry"], (), float(check["time_limit"]), "check", check["test_code"])
@@ -288,26 +299,6 @@ def _sample(check: dict[str, Any], code: str) -> Sample:
     return Sample(
         code, check["entry"], tests, float(check["time_limit"]), float_tol=float(check.get("float_tol", 0.0))
     )
-
-
-def run_samples(samples: list[Sample]) -> list[Result]:
-    return default_sandbox().run(samples)
-
-
-def verify_batch(tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdict]:
-    """Verdicts for many responses at once, in order: one sandbox round over the pool's workers."""
-    verdicts: list[Verdict | None] = [None] * len(tasks)
-    pending: list[tuple[int, str]] = []
-    for i, response in enumerate(responses):
-        code = extract_code(response) if isinstance(response, str) else None
-        if code is None:
-            verdicts[i] = Verdict.fail("no_answer" if isinstance(response, str) else "malformed")
-        else:
-            pending.append((i, code))
-    results = run_samples([_sample(tasks[i].check, code) for i, code in pending]) if pending else []
-    for (i, code), result in zip(pending, results, strict=True):
-        verdicts[i] = _to_verdict(result, code)
-    return verdicts  # type: ignore[return-value]
 
 
 def _to_verdict(result: Result, code: str) -> Verdict:
@@ -346,7 +337,7 @@ def load_problems(
             rows = [json.loads(line) for line in fh if line.strip()]
     else:
         rows = list(source)
-    tasks = []
+    gen, tasks = Code(), []
     for index, row in enumerate(rows):
         entry = row["entry_point"]
         if "test" in row:
@@ -364,21 +355,8 @@ def load_problems(
             answer = row.get("solution", "")
             shape = "plain"
         prompt = f"Complete the Python function `{entry}`:\n\n```python\n{row['prompt'].rstrip()}\n```\n\n{INSTRUCTION}"
-        tasks.append(
-            Task(
-                id=content_id("code", prompt, check),
-                family="code",
-                version=Code.version,
-                params={"mode": shape},
-                difficulty=float(row.get("difficulty", 0.0)),
-                seed=0,
-                split=str(row.get("split", "test")),
-                index=index,
-                prompt=prompt,
-                messages=[{"role": "user", "content": prompt}],
-                answer=answer,
-                check=check,
-                meta={"task_id": str(row.get("task_id", index)), "source": shape},
-            )
-        )
+        meta = {"task_id": str(row.get("task_id", index)), "source": shape}
+        # A loaded problem has no knobs: empty params, and the difficulty the problem set gives.
+        task = gen.make_task({}, prompt=prompt, answer=answer, check=check, meta=meta, difficulty=row.get("difficulty", 0.0))
+        tasks.append(task.placed(0, str(row.get("split", "test")), index))
     return tasks

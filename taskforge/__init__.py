@@ -1,6 +1,7 @@
 """taskforge: procedural verifiable tasks with controllable difficulty, and the curriculum that doses them."""
 
 from taskforge.api import generate, verify
+from taskforge.errors import TaskforgeError
 from taskforge.extract import extract_answer
 from taskforge.generator import Generator, Knob, KnobError
 from taskforge.registry import families, generator_class, get_generator, register
@@ -13,6 +14,7 @@ __all__ = [
     "Knob",
     "KnobError",
     "Task",
+    "TaskforgeError",
     "Verdict",
     "extract_answer",
     "families",

@@ -1,17 +1,33 @@
 """The Generator contract: declared knobs, a ladder of levels, `generate` and `verify`.
 
-A family is one subclass in one file under `generators/`:
+A family is one subclass in one file (or package) under `generators/`:
 
     @register
     class Multiplication(Generator):
         family, version = "multiplication", "1"
-        knobs = (Knob("digits_a", int, 3, low=1, high=30), ...)
+        knobs = (Knob("digits_a", int, 3, low=1, high=30), Knob("digits_b", int, 3, low=1, high=30))
         levels = ({"digits_a": 1, "digits_b": 1}, ...)          # easy to hard
-        def difficulty(self, params): ...
+        def difficulty(self, params): return params["digits_a"] * params["digits_b"]
         def generate(self, params, rng): return self.make_task(params, prompt=..., answer=..., check=...)
         def verify(self, task, response): ...                  # reads only `task`, never `self`'s state
 
-Both `generate` and `verify` are pure: same inputs, same bytes, in any process.
+What a family implements:
+
+- `difficulty(params) -> float`: monotone along `levels`.
+- `generate(params, rng) -> Task`: pure (same params and rng state, same bytes, in any process); builds
+  the Task with `make_task`. `params` have passed `resolve_params`, so every knob is present and valid.
+- `verify(task, response) -> Verdict`: a pure function of the task record and the response.
+
+What a family may override (each documented on the method below, with an example):
+
+- `check_params(params)`: rules that span knobs (SAT: n <= k). Runs inside `resolve_params`, so a bad
+  combination is refused before a file is opened or a trainer starts.
+- `verify_many(tasks, responses)`: a faster batch path (code: one sandbox round). Trainers, `taskforge
+  verify` and `taskforge eval` call it; the default loops over `safe_verify`.
+- `guess_rate`, `gold_response`, `corrupt_answer`: used by the curriculum and the conformance suite.
+
+What the base class provides and callers use: `resolve_params`, `level_of`, `sample`/`sampler` (seeded
+items that respect split ownership), `safe_verify` (total: a Verdict for any input, never an exception).
 """
 
 from __future__ import annotations
@@ -21,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from taskforge.errors import GenerationError, KnobError
 from taskforge.seeding import key_seed, key_unit, stream_key
 from taskforge.task import Task, Verdict, canonical_json, content_id
 
@@ -37,10 +54,6 @@ def split_owns(split: str, task_id: str) -> bool:
     # hash_unit("split", task_id), spelled out: encoding a bare string skips the JSON encoder's set-up,
     # which is most of the cost of this check. Same key, same bytes.
     return low <= key_unit('["split",' + canonical_json(task_id) + "]") < high
-
-
-class KnobError(ValueError):
-    """A bad knob name or value; the message names what is valid."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,6 @@ class Generator:
     description: ClassVar[str] = ""
     knobs: ClassVar[Sequence[Knob]] = ()
     levels: ClassVar[Sequence[dict[str, Any]]] = ({},)
-    partial_credit: ClassVar[bool] = False
 
     # ---- to implement -------------------------------------------------------------------------
     def difficulty(self, params: dict[str, Any]) -> float:
@@ -103,6 +115,20 @@ class Generator:
         raise NotImplementedError
 
     # ---- optional ------------------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """Refuse a combination of knob values that `generate` cannot serve, with a `KnobError` naming the
+        rule. Each value is already range-checked; this is for rules that span knobs. Called by
+        `resolve_params`, so datasets, trainer configs and streams fail before any work starts.
+
+        Example (SAT): a clause of n distinct variables needs at least n variables.
+
+            @classmethod
+            def check_params(cls, params):
+                if params["n"] > params["k"]:
+                    raise KnobError(f"n={params['n']} literals per clause need k >= n variables")
+        """
+
     def guess_rate(self, params: dict[str, Any]) -> float:
         """Chance that a blind guess passes (a short SAT formula is often satisfied at random)."""
         return 0.0
@@ -126,7 +152,8 @@ class Generator:
 
     @classmethod
     def resolve_params(cls, level: int | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults, then the level's settings, then explicit params; every value range-checked."""
+        """Defaults, then the level's settings, then explicit params; every value range-checked, then the
+        whole set checked by `check_params`."""
         out = {k.name: k.default for k in cls.knobs}
         if level is not None:
             if not isinstance(level, int) or not 0 <= level < len(cls.levels):
@@ -136,6 +163,7 @@ class Generator:
             out[name] = cls.knob(name).coerce(value)
         for k in cls.knobs:
             out[k.name] = k.coerce(out[k.name])
+        cls.check_params(out)
         return out
 
     @classmethod
@@ -157,8 +185,11 @@ class Generator:
         check: dict[str, Any],
         meta: dict[str, Any] | None = None,
         system: str | None = None,
+        difficulty: float | None = None,
     ) -> Task:
-        """Build a Task from a generated problem; seed, split and index are filled in by `sample`."""
+        """Build a Task from a generated problem; seed, split and index are filled in by `sample`.
+        `difficulty` defaults to `self.difficulty(params)`; a task loaded from a problem set (no knobs)
+        passes the set's own."""
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": prompt})
         return Task(
@@ -166,7 +197,7 @@ class Generator:
             family=self.family,
             version=self.version,
             params=dict(params),
-            difficulty=float(self.difficulty(params)),
+            difficulty=float(self.difficulty(params) if difficulty is None else difficulty),
             seed=0,
             split="",
             index=0,
@@ -192,7 +223,7 @@ class Generator:
                 task = self.generate(params, rng)
                 if split_owns(split, task.id):
                     return task.placed(seed, split, index)
-            raise RuntimeError(
+            raise GenerationError(
                 f"{self.family} with {params} has too few distinct problems to fill split {split!r}; "
                 "choose a harder level"
             )
@@ -210,3 +241,26 @@ class Generator:
         if not isinstance(verdict, Verdict):
             return Verdict.fail("error", error=f"verify returned {type(verdict).__name__}")
         return verdict
+
+    def verify_many(self, tasks: Sequence[Task], responses: Sequence[Any]) -> list[Verdict]:
+        """One Verdict per (task, response) pair, in order; total like `safe_verify`.
+
+        The one path for batch verification: the trainer's reward function, `taskforge verify` and
+        `taskforge eval` call it with every response of one family at once. The default loops over
+        `safe_verify`. A family with a cheaper batch path overrides it (the code family runs the whole
+        batch in one sandbox round) and must give the same Verdicts as the loop, never raising:
+
+            def verify_many(self, tasks, responses):
+                verdicts = run_all_in_one_round(tasks, responses)
+                return [v if isinstance(v, Verdict) else self.safe_verify(t, r)
+                        for v, t, r in zip(verdicts, tasks, responses)]
+
+        >>> from taskforge import generate, get_generator
+        >>> task = next(generate("arithmetic", 1, level=0))
+        >>> gen = get_generator("arithmetic")
+        >>> [v.reason for v in gen.verify_many([task, task], [gen.gold_response(task), "no idea"])]
+        ['ok', 'no_answer']
+        """
+        if len(tasks) != len(responses):
+            raise ValueError(f"{len(tasks)} tasks for {len(responses)} responses")
+        return [self.safe_verify(t, r) for t, r in zip(tasks, responses, strict=True)]

@@ -8,16 +8,12 @@ import pkgutil
 import warnings
 from importlib.metadata import entry_points
 
+from taskforge.errors import UnknownFamilyError
 from taskforge.generator import Generator
 
 ENTRY_POINT_GROUP = "taskforge.generators"
 _registry: dict[str, type[Generator]] = {}
 _loaded = False
-
-
-class UnknownFamilyError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def register(cls: type[Generator]) -> type[Generator]:

@@ -8,19 +8,14 @@ the same in every process (no use of Python's salted `hash`).
 from __future__ import annotations
 
 import hashlib
-import random
 from typing import Any
 
 from taskforge.task import canonical_json
 
 
 def item_seed(family: str, version: str, params: dict[str, Any], seed: int, split: str, index: int) -> int:
+    """The seed of item `index`, as `Generator.sampler` computes it (spelled out for tests and readers)."""
     return key_seed(stream_key(family, version, params, seed, split) + f"{index}]")
-
-
-def item_rng(family: str, version: str, params: dict[str, Any], seed: int, split: str, index: int) -> random.Random:
-    """A `random.Random` for one item. Generators needing numpy do `np.random.default_rng(rng.getrandbits(128))`."""
-    return random.Random(item_seed(family, version, params, seed, split, index))
 
 
 def stream_key(family: str, version: str, params: dict[str, Any], seed: int, split: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,17 +56,46 @@ class Task:
     def placed(self, seed: int, split: str, index: int) -> Task:
         """This problem as item `index` of (seed, split): `dataclasses.replace` without its per-field
         Python loop, which cost twice as much and showed in the profile of generating small tasks."""
-        return type(self)(
-            self.id, self.family, self.version, self.params, self.difficulty, seed, split, index,
-            self.prompt, self.messages, self.answer, self.check, self.meta,
-        )  # fmt: skip
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)  # a frozen dataclass keeps its fields in __dict__
+        new.__dict__.update(seed=seed, split=split, index=index)
+        return new
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> Task:
+    def from_dict(cls, row: Mapping[str, Any]) -> Task:
+        """A Task from its dict form, or from a row of any file taskforge writes, read by any reader:
+
+        - our Parquet files and `datasets.load_dataset("parquet", ...)`: `params`, `check` and `meta`
+          are JSON text;
+        - `datasets.load_dataset("json", ...)`: Arrow merges the objects of all rows into one struct
+          type, so a key one row lacks comes back as None; keys added that way are dropped again
+          (for `check`, only when that restores the content hash in `id`).
+
+        Extra columns are ignored. Raises ValueError when a field is missing or unreadable.
+        """
         missing = set(TASK_FIELDS) - set(row) - {"meta"}
         if missing:
             raise ValueError(f"task record lacks fields: {sorted(missing)}")
-        return cls(**{k: row[k] for k in TASK_FIELDS if k in row})
+        values = {k: row[k] for k in TASK_FIELDS if k in row}
+        for col in ("params", "check", "meta"):
+            value = values.get(col)
+            if isinstance(value, str):
+                try:
+                    values[col] = value = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError(f"task field {col!r} is neither an object nor its JSON text") from None
+            if value is None and col == "meta":
+                values[col] = value = {}
+            if not isinstance(value, dict):
+                raise ValueError(f"task field {col!r} must be an object, got {type(value).__name__}")
+        values["messages"] = [dict(m) for m in values["messages"]]
+        values["params"] = _drop_nones(values["params"])  # no knob takes None
+        family, prompt, check = values["family"], values["prompt"], values["check"]
+        if content_id(family, prompt, check) != values["id"]:
+            merged = _drop_nones(check)
+            if merged != check and content_id(family, prompt, merged) == values["id"]:
+                values["check"], values["meta"] = merged, _drop_nones(values["meta"])
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> Task:
@@ -73,6 +103,15 @@ class Task:
 
 
 TASK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Task))
+
+
+def _drop_nones(obj: Any) -> Any:
+    """`obj` without the dict keys whose value is None, at every depth."""
+    if isinstance(obj, dict):
+        return {k: _drop_nones(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_nones(v) for v in obj]
+    return obj
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,12 @@
 import random
 import time
 
-from taskforge.generator import Generator
 from taskforge.task import Verdict
+from tests.stubs import StubGenerator
 
 
-class NonDeterministic(Generator):
+class NonDeterministic(StubGenerator):
     family = "broken-nondeterministic"
-    levels = ({},)
-
-    def difficulty(self, params):
-        return 0.0
 
     def generate(self, params, rng: random.Random):
         value = str(time.perf_counter_ns())  # ignores rng: differs on every call
@@ -22,12 +18,8 @@ class NonDeterministic(Generator):
         return Verdict.ok() if task.check["v"] in str(response) else Verdict.fail("wrong")
 
 
-class WrongGold(Generator):
+class WrongGold(StubGenerator):
     family = "broken-wrong-gold"
-    levels = ({},)
-
-    def difficulty(self, params):
-        return 0.0
 
     def generate(self, params, rng: random.Random):
         x = rng.randrange(10**9)

@@ -4,7 +4,7 @@ evaluation (pass@k). torch, transformers and TRL load only when a function that 
 from taskforge.trainers.config import ConfigError, TrainConfig, load_config
 from taskforge.trainers.evaluate import evaluate, pass_at_k
 from taskforge.trainers.grpo import train
-from taskforge.trainers.rewards import TaskReward, format_reward, verify_batch
+from taskforge.trainers.rewards import TaskReward, format_reward
 from taskforge.trainers.tiny import build_tiny_model
 
 __all__ = [
@@ -17,5 +17,4 @@ __all__ = [
     "load_config",
     "pass_at_k",
     "train",
-    "verify_batch",
 ]

@@ -23,16 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.generator import KnobError
-from taskforge.registry import UnknownFamilyError, generator_class
+from taskforge.errors import ConfigError, KnobError, UnknownFamilyError
+from taskforge.registry import generator_class
+
+__all__ = ["ConfigError", "TaskMix", "TrainConfig", "load_config", "validate"]
 
 
-class ConfigError(ValueError):
-    """A bad training configuration; the message says what is wrong and what is valid."""
-
-
-# What a CPU run needs (FACTS.md): plain GRPOConfig() raises on a CPU machine, and an online curriculum
-# must not shuffle (the shuffle buffer draws a thousand tasks before the first step). `ignore_data_skip`:
+# What a CPU run needs: TRL 1.16's plain GRPOConfig() raises on a CPU machine (use_cpu/bf16 below), and
+# an online curriculum must not shuffle (with shuffle_dataset=True, 1002 tasks were drawn before the
+# first step, all from the starting level). `ignore_data_skip`:
 # on resume the stream restores its own state, so replaying consumed batches would only draw junk.
 GRPO_FIXED = {"shuffle_dataset": False, "ignore_data_skip": True, "dataloader_num_workers": 0}
 GRPO_DEFAULTS = {
@@ -85,7 +84,6 @@ class TrainConfig:
         import torch
 
         kw = {**GRPO_DEFAULTS, **self.grpo}
-        kw.setdefault("output_dir", self.output_dir)
         kw["output_dir"] = self.output_dir
         kw.setdefault("seed", self.seed)
         if not torch.cuda.is_available():
@@ -234,10 +232,8 @@ def _validate_controller(cfg: TrainConfig) -> None:
     reported here rather than after the trainer started."""
     if not any(t.curriculum for t in cfg.tasks):
         return
-    try:
-        from taskforge.curricula import KnobSpace, make_controller
-    except ImportError as exc:
-        raise ConfigError(f"a curriculum needs taskforge.curricula: {exc}") from None
+    from taskforge.curricula import KnobSpace, make_controller
+
     settings = {k: v for k, v in cfg.controller.items() if k != "name"}
     if "name" not in cfg.controller:
         raise ConfigError("controller needs a `name` (e.g. adaptive, uniform, fixed, saturn, adarft)")

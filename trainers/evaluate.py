@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.api import level_label
+from taskforge.api import level_label, verify_many
+from taskforge.errors import BackendError, ConfigError, DatasetError, MissingExtraError
+from taskforge.io import check_writable, read_jsonl
 from taskforge.seeding import key_seed
 from taskforge.task import Task, canonical_json
-from taskforge.trainers.rewards import verify_batch
 
 DEFAULT_KS = (1, 3, 5, 7, 10)
 BACKENDS = ("hf", "vllm", "openai")
@@ -72,19 +73,11 @@ def _task_from_record(row: dict[str, Any]) -> Task:
         from taskforge.generators.sat.saturn import record_to_task
 
         return record_to_task(row)  # Saturn's own (lenient) verification, as its evaluation scores
-    raise ValueError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")
+    raise DatasetError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-    return rows
+    return list(read_jsonl(path))
 
 
 def load_tasks_file(path: str | Path, limit: int | None = None) -> list[EvalItem]:
@@ -101,7 +94,7 @@ def load_bench_dir(path: str | Path, limit: int | None = None) -> dict[str, list
     """A Saturn-style benchmark folder: every `*.jsonl` file is one level, named by its file stem."""
     files = sorted(Path(path).glob("*.jsonl"))
     if not files:
-        raise ValueError(f"no *.jsonl files in benchmark folder {path}")
+        raise DatasetError(f"no *.jsonl files in benchmark folder {path}")
     levels = {}
     for f in files:
         levels[f.stem] = [EvalItem(_task_from_record(r), f.stem) for r in _read_jsonl(f)[:limit]]
@@ -249,10 +242,10 @@ def _post_json(url: str, body: dict[str, Any], api_key: str | None, timeout: flo
         except urllib.error.HTTPError as exc:
             if exc.code < 500 or attempt == 2:
                 detail = exc.read()[:300].decode(errors="replace")
-                raise RuntimeError(f"{url}: HTTP {exc.code}: {detail}") from None
+                raise BackendError(f"{url}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, TimeoutError) as exc:
             if attempt == 2:
-                raise RuntimeError(f"{url}: {exc}") from None
+                raise BackendError(f"{url}: {exc}") from None
         time.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -286,7 +279,7 @@ def sample_openai(
         reply = _post_json(url, body, api_key, timeout)
         choices = reply.get("choices") or []
         if not choices:
-            raise RuntimeError(f"{url}: reply without choices")
+            raise BackendError(f"{url}: reply without choices")
         ch = choices[0]
         text = (ch.get("message") or {}).get("content") or ch.get("text") or ""
         ntok = (reply.get("usage") or {}).get("completion_tokens")
@@ -357,7 +350,7 @@ class EvalResult:
 def score(items: Sequence[EvalItem], completions: Completions, ks: Sequence[int]) -> EvalResult:
     tasks = [it.task for it, comps in zip(items, completions, strict=True) for _ in comps]
     texts = [c for comps in completions for c, _ in comps]
-    verdicts = verify_batch(tasks, texts)
+    verdicts = verify_many(tasks, texts)
     records, pos = [], 0
     per_group: dict[str, list[tuple[int, int, list[float]]]] = defaultdict(list)
     for it, comps in zip(items, completions, strict=True):
@@ -417,27 +410,28 @@ def evaluate(
     """Sample, verify, and write `completions.jsonl`, `results.json` (and Saturn's files for a bench dir).
     `ks` defaults to DEFAULT_KS clipped to `samples`; an explicit k above `samples` is an error."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if (tasks_file is None) == (bench_dir is None):
-        raise ValueError("give exactly one of a tasks file or a benchmark folder")
+        raise ConfigError("give exactly one of a tasks file or a benchmark folder")
     if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+        raise ConfigError(f"samples must be >= 1, got {samples}")
     if ks is None:
         ks = default_ks(samples)
     bad = [k for k in ks if k < 1 or k > samples]
     if bad:
-        raise ValueError(f"k must lie in 1..samples ({samples}); got {bad}")
+        raise ConfigError(f"k must lie in 1..samples ({samples}); got {bad}")
     if backend == "openai" and not base_url:
-        raise ValueError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
+        raise ConfigError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
     if backend != "openai" and not Path(model).is_dir():
-        raise ValueError(f"model folder {model} does not exist")
+        raise ConfigError(f"model folder {model} does not exist")
     if backend == "vllm" and (Path(model) / "adapter_config.json").is_file():
-        raise ValueError(f"{model} holds a LoRA adapter, which the vllm backend does not load: train with `merge_lora: true`, or use --backend hf")
+        raise ConfigError(f"{model} holds a LoRA adapter, which the vllm backend does not load: train with `merge_lora: true`, or use --backend hf")
     if backend == "vllm":
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            raise ValueError("backend vllm asked for, but vllm is not installed (pip install 'taskforge[vllm]')")
+            raise MissingExtraError("backend vllm asked for, but vllm is not installed: pip install 'taskforge[vllm]'")
+    check_writable(output_dir, folder=True)
 
     if bench_dir is not None:
         by_level = load_bench_dir(bench_dir, limit)
@@ -446,7 +440,7 @@ def evaluate(
         by_level = {}
         items = load_tasks_file(tasks_file, limit)  # type: ignore[arg-type]
     if not items:
-        raise ValueError("no tasks to evaluate")
+        raise DatasetError("no tasks to evaluate")
 
     s = Sampling(samples, temperature, top_p, max_tokens, seed)
     with progress_bar(len(items), enabled=progress) as report:

@@ -14,13 +14,11 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from taskforge.api import level_label
+from taskforge.api import level_label, verify_many
 from taskforge.extract import extract_answer
-from taskforge.registry import get_generator
-from taskforge.task import Task, Verdict, canonical_json
+from taskforge.task import Task, canonical_json
 
 
 def completion_text(completion: Any) -> str:
@@ -32,40 +30,6 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, dict):
         return str(completion.get("content") or "")
     return ""
-
-
-def verify_batch(tasks: Sequence[Task], responses: Sequence[str], workers: int = 1) -> list[Verdict]:
-    """Verify many responses. A family that offers `verify_batch` (e.g. code, through its sandbox pool)
-    gets its whole share at once; others run one by one, or on `workers` threads, which pays off only for
-    verifiers that wait outside the GIL (DuckDB, subprocesses)."""
-    if len(tasks) != len(responses):
-        raise ValueError(f"{len(tasks)} tasks for {len(responses)} responses")
-    out: list[Verdict | None] = [None] * len(tasks)
-    by_family: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(tasks):
-        by_family[t.family].append(i)
-    pool = ThreadPoolExecutor(workers) if workers > 1 and len(tasks) > 1 else None
-    try:
-        for family, idx in by_family.items():
-            gen = get_generator(family)
-            batch = getattr(gen, "verify_batch", None)
-            if callable(batch):
-                try:
-                    got = list(batch([tasks[i] for i in idx], [responses[i] for i in idx]))
-                except Exception:  # a broken batch path falls back to the total, one-by-one verifier
-                    got = [None] * len(idx)
-                for i, v in zip(idx, got, strict=True):
-                    out[i] = v if isinstance(v, Verdict) else gen.safe_verify(tasks[i], responses[i])
-            elif pool is not None:
-                for i, v in zip(idx, pool.map(lambda j, g=gen: g.safe_verify(tasks[j], responses[j]), idx), strict=True):
-                    out[i] = v
-            else:
-                for i in idx:
-                    out[i] = gen.safe_verify(tasks[i], responses[i])
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    return out  # type: ignore[return-value]
 
 
 class StepStats:
@@ -155,7 +119,7 @@ class TaskReward:
             raise ValueError("reward function needs the dataset's `task` column (the task JSON)")
         tasks = [self._task(t) for t in kwargs["task"]]
         texts = [completion_text(c) for c in completions]
-        verdicts = verify_batch(tasks, texts, self.workers)
+        verdicts = verify_many(tasks, texts, self.workers)
         rewards = [float(v.score) for v in verdicts]
         self.history.append((sum(v.passed for v in verdicts), len(verdicts)))
         for t, v in zip(tasks, verdicts, strict=True):

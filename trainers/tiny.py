@@ -1,7 +1,7 @@
 """A tiny random-weight chat model, built offline and deterministically, for tests and the demo.
 
 The tokenizer is a byte-level BPE trained in-process with `tokenizers` on text from our own families.
-Trap (FACTS.md): transformers 5 loads any tokenizer next to a Qwen2 config as `Qwen2Tokenizer`, which
+Trap: transformers 5 loads any tokenizer next to a Qwen2 config as `Qwen2Tokenizer`, which
 swaps in Qwen2's own normalizer and pre-tokenizer. We train with exactly those (NFC + Qwen2's split
 regex + byte-level), so whichever class loads the folder, the encodings are the ones we trained.
 

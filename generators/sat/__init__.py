@@ -35,8 +35,9 @@ from typing import Any
 
 from pysat.solvers import Minisat22
 
+from taskforge.errors import GenerationError, KnobError
 from taskforge.extract import extract_answer
-from taskforge.generator import Generator, Knob, KnobError
+from taskforge.generator import Generator, Knob
 from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
@@ -238,7 +239,6 @@ class SAT(Generator):
     # ---- generation ---------------------------------------------------------------------------------
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         n, k, l, mode = params["n"], params["k"], params["l"], params["mode"]
-        self._check_params(params)
         if mode == "planted":
             bits = rng.getrandbits(k)
             return self.build_task(params, draw_clauses(n, k, l, rng, planted=bits), _bits_to_answer(bits, k))
@@ -248,23 +248,20 @@ class SAT(Generator):
                 first, count = count_models(clauses, k)
                 if first is not None:
                     return self.build_task(params, clauses, _model_to_answer(first), models=count)
-            raise KnobError(
+            raise GenerationError(
                 f"no satisfiable random formula in {MAX_RANDOM_DRAWS} draws at n={n}, k={k}, l={l}"
             )
-        # unique: each clause rules out exactly 2^(k-n) assignments, so fewer clauses than that cannot
-        # leave one model; otherwise draw until the solver proves uniqueness.
-        if l * 2 ** (k - n) < 2**k - 1:
-            raise KnobError(f"unique mode needs l >= {math.ceil((2**k - 1) / 2 ** (k - n))} at n={n}, k={k}")
         for _ in range(MAX_UNIQUE_DRAWS):
             clauses = draw_clauses(n, k, l, rng, planted=rng.getrandbits(k))
             first, count = count_models(clauses, k, cap=2)
             if count == 1:
                 return self.build_task(params, clauses, _model_to_answer(first), models=1)
-        raise KnobError(
+        raise GenerationError(
             f"no formula with a unique model in {MAX_UNIQUE_DRAWS} draws at n={n}, k={k}, l={l}; raise l"
         )
 
-    def _check_params(self, params: dict[str, Any]) -> None:
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
         n, k, l = params["n"], params["k"], params["l"]
         if n > k:
             raise KnobError(f"n={n} literals per clause need k >= n variables, got k={k}")
@@ -276,6 +273,10 @@ class SAT(Generator):
             raise KnobError(
                 f"only {capacity} distinct clauses exist at n={n}, k={k} for mode {params['mode']}"
             )
+        # Each clause rules out exactly 2^(k-n) assignments, so fewer clauses than that cannot leave a
+        # single model; above the bound `generate` draws until the solver proves uniqueness.
+        if params["mode"] == "unique" and l * 2 ** (k - n) < 2**k - 1:
+            raise KnobError(f"unique mode needs l >= {math.ceil((2**k - 1) / 2 ** (k - n))} at n={n}, k={k}")
 
     def build_task(
         self,

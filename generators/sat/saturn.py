@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from taskforge.errors import ConfigError, GenerationError, SaturnFormatError
 from taskforge.task import Task
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -66,10 +67,6 @@ SATURN_TEST_LEVELS: tuple[tuple[int, int, int], ...] = (
 
 _CLAUSE_RE = re.compile(r"(?:!?[A-Z])+")
 _LITERAL_RE = re.compile(r"(!?)([A-Z])")
-
-
-class SaturnFormatError(ValueError):
-    """A Saturn record or clause text that does not follow Saturn's format."""
 
 
 def saturn_difficulty(n: int, k: int, l: int) -> float:
@@ -216,7 +213,7 @@ def level_records(
     # Saturn keeps only distinct (solution, formula) pairs; we keep distinct formulas, within a budget.
     while len(records) < count:
         if index >= 20 * count + 100:
-            raise ValueError(f"level {level} has too few distinct formulas for {count} records")
+            raise GenerationError(f"level {level} has too few distinct formulas for {count} records")
         task = gen.sample(params, seed, split, index)
         index += 1
         rec = task_to_record(task, len(records))
@@ -249,7 +246,7 @@ def export_saturn(
     out = Path(out)
     written: list[Path] = []
     if train_levels and per_level <= TEST_TAIL:
-        raise ValueError(f"a training level needs more than {TEST_TAIL} records (Saturn's test tail)")
+        raise ConfigError(f"a training level needs more than {TEST_TAIL} records (Saturn's test tail)")
     for n, k, l in train_levels:
         recs = level_records((n, k, l), per_level, seed=seed, split="train", mode=mode, on_record=on_record)
         folder = out / train_folder(n, k, l, per_level)

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from taskforge.errors import GenerationError, KnobError
 from taskforge.extract import extract_block
 from taskforge.generator import Generator, Knob
 from taskforge.generators.sql import box as sqlbox
@@ -521,6 +522,12 @@ class SQL(Generator):
                 + 1.5 * p["subquery"] + 1.5 * p["window"] + 1.5 * p["set_op"] + 0.5 * p["distinct"]
                 + 0.1 * p["tables"] + 0.002 * p["rows"])
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        # `joins` counts the tables the query reads; the database must have that many.
+        if params["joins"] > params["tables"]:
+            raise KnobError(f"joins={params['joins']} needs tables >= joins, got tables={params['tables']}")
+
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         schema = draw_schema(rng, params["tables"], params["rows"])
         seeds = [rng.getrandbits(52) for _ in range(params["instances"])]
@@ -552,7 +559,7 @@ class SQL(Generator):
                 if len(set(digests)) > 1:  # identical on every instance: a hard-coded answer would pass
                     break
             else:
-                raise RuntimeError(f"sql: no non-degenerate query in {MAX_DRAWS} draws for {params}")
+                raise GenerationError(f"sql: no non-degenerate query in {MAX_DRAWS} draws for {params}")
         finally:
             runner.close()
         question = q.to_english()

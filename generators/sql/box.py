@@ -1,6 +1,7 @@
 """A locked-down DuckDB for untrusted SQL: statement checks, read-only execution, result comparison.
 
-Layers, each one sufficient for some attacks and the last one for all writes (FACTS.md):
+Layers, each one sufficient for some attacks and the last one for all writes (DuckDB 2.0 runs every
+statement of a multi-statement string, and a data-modifying CTE is typed as a SELECT):
 1. DuckDB's own parser: exactly one statement, typed SELECT. `SELECT 1; DROP TABLE t` is two statements.
 2. A data-modifying CTE (`WITH d AS (DELETE ... RETURNING *) SELECT`) is typed SELECT, so a query that
    mentions a writing keyword is serialised with `json_serialize_sql` and refused if its tree holds a

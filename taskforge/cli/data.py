@@ -10,17 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from taskforge.api import level_label
-from taskforge.cli.app import app, console, fail
-from taskforge.generator import KnobError
-from taskforge.io import DatasetError, DatasetSpec, read_jsonl, read_tasks, write_dataset, write_jsonl
-from taskforge.registry import UnknownFamilyError, generator_class, get_generator
+from taskforge.api import level_label, verify_many
+from taskforge.cli.app import app, console, fail, say
+from taskforge.errors import DatasetError, TaskforgeError
+from taskforge.io import (
+    DatasetComplete,
+    DatasetSpec,
+    check_writable,
+    read_jsonl,
+    read_tasks,
+    rows_kept,
+    write_dataset,
+    write_jsonl,
+)
+from taskforge.registry import generator_class, get_generator
 from taskforge.task import Task
-
-USER_ERRORS = (UnknownFamilyError, KnobError, DatasetError, OSError)
 
 
 def progress_bar() -> Progress:
@@ -76,27 +84,40 @@ def generate(
     )
     try:
         spec.validate()
-        with progress_bar() as bar:
-            job = bar.add_task(f"generate {family or mix}", total=n)
-            written = write_dataset(spec, out, workers=workers, resume=resume, progress=lambda k: bar.advance(job, k))
-    except USER_ERRORS as exc:
-        fail(str(exc))
-    console.print(f"wrote {out} ({n} tasks, {written} generated now)")
+        bar, jobs = progress_bar(), []  # the bar starts with the first rows, not before a refusal
+
+        def advance(k: int) -> None:
+            if not jobs:
+                bar.start()
+                jobs.append(bar.add_task(f"generate {family or mix}", total=n))
+            bar.advance(jobs[0], k)
+
+        try:
+            written = write_dataset(spec, out, workers=workers, resume=resume, progress=advance)
+        finally:
+            if jobs:
+                bar.stop()
+    except DatasetComplete:
+        say(f"{out} is already complete ({n} tasks); nothing to do")
+        return
+    except KeyboardInterrupt:
+        say(f"interrupted: {rows_kept(out)} of {n} rows kept; run the same command with --resume to finish")
+        raise typer.Exit(130) from None
+    say(f"wrote {out} ({n} tasks, {written} generated now)")
 
 
 # ---- verify -------------------------------------------------------------------------------------
-def _verify_chunk(items: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+def _verify_chunk(items: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    tasks = [Task.from_json(task_json) for task_json, _ in items]
+    pairs = [(task, k, response) for task, (_, responses) in zip(tasks, items, strict=True) for k, response in enumerate(responses)]
+    verdicts = verify_many([t for t, _, _ in pairs], [r for _, _, r in pairs])
     rows = []
-    for task_json, responses in items:
-        task = Task.from_json(task_json)
-        gen = get_generator(task.family)
-        for k, response in enumerate(responses):
-            v = gen.safe_verify(task, response)
-            parsed = v.parsed if isinstance(v.parsed, str | int | float | bool | type(None)) else str(v.parsed)
-            rows.append(
-                {"id": task.id, "sample": k, "passed": v.passed, "score": v.score, "reason": v.reason,
-                 "parsed": parsed, "details": v.details}
-            )
+    for (task, k, _), v in zip(pairs, verdicts, strict=True):
+        parsed = v.parsed if isinstance(v.parsed, str | int | float | bool | type(None)) else str(v.parsed)
+        rows.append(
+            {"id": task.id, "sample": k, "passed": v.passed, "score": v.score, "reason": v.reason,
+             "parsed": parsed, "details": v.details}
+        )
     return rows
 
 
@@ -121,18 +142,21 @@ def verify(
     """Verify responses (or the gold answers) and print pass rates by family and level."""
     if responses is None and not gold:
         fail("give a RESPONSES file or --gold")
-    try:
-        by_id = {t.id: t for t in read_tasks(tasks)}
-        if gold:
-            pairs = [(t, [get_generator(t.family).gold_response(t)]) for t in by_id.values()]
-        else:
-            pairs = []
-            for task_id, resp in _response_lists(responses):
-                if task_id not in by_id:
-                    raise DatasetError(f"{responses}: response for unknown task id {task_id!r}")
-                pairs.append((by_id[task_id], resp))
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    if out is not None:
+        check_writable(out)
+    by_id = {t.id: t for t in read_tasks(tasks)}
+    if not by_id:
+        raise DatasetError(f"{tasks} holds no tasks: nothing to verify")
+    if gold:
+        pairs = [(t, [get_generator(t.family).gold_response(t)]) for t in by_id.values()]
+    else:
+        pairs = []
+        for task_id, resp in _response_lists(responses):
+            if task_id not in by_id:
+                raise DatasetError(f"{responses}: response for unknown task id {task_id!r}")
+            pairs.append((by_id[task_id], resp))
+        if not pairs:
+            raise DatasetError(f"{responses} holds no responses: nothing to verify")
     chunks = [[(t.to_json(), r) for t, r in pairs[i : i + 64]] for i in range(0, len(pairs), 64)]
     total = sum(len(r) for _, r in pairs)
     verdicts: list[dict[str, Any]] = []
@@ -160,10 +184,10 @@ def verify(
     for (family, level), rows in sorted(groups.items()):
         reasons = Counter(r["reason"] for r in rows)
         rate = sum(r["passed"] for r in rows) / len(rows)
-        table.add_row(family, level, str(len(rows)), f"{rate:.3f}", ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+        table.add_row(escape(family), escape(level), str(len(rows)), f"{rate:.3f}", ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
     console.print(table)
     if out:
-        console.print(f"wrote {out} ({len(verdicts)} verdicts)")
+        say(f"wrote {out} ({len(verdicts)} verdicts)")
 
 
 # ---- stats --------------------------------------------------------------------------------------
@@ -191,13 +215,13 @@ def stats(file: Path = typer.Argument(..., help="tasks file (.jsonl or .parquet)
         rows = duckdb.connect().execute(query, [str(file)]).fetchall()
     except duckdb.Error as exc:
         fail(f"cannot read {file}: {str(exc).splitlines()[0]}")
-    table = Table(title=f"{file.name}: {sum(r[4] for r in rows)} tasks")
+    table = Table(title=escape(f"{file.name}: {sum(r[4] for r in rows)} tasks"))
     for col in ("family", "level", "split", "difficulty", "tasks", "params"):
         table.add_column(col, overflow="fold")
     for family, split, params, difficulty, count in rows:
         try:
             level = generator_class(family).level_of(json.loads(params))
-        except (UnknownFamilyError, KnobError, ValueError):
+        except (TaskforgeError, ValueError):
             level = None
-        table.add_row(family, "custom" if level is None else f"L{level}", split, f"{difficulty:.2f}", str(count), params)
+        table.add_row(escape(family), "custom" if level is None else f"L{level}", escape(split), f"{difficulty:.2f}", str(count), escape(params))
     console.print(table)

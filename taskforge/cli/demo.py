@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from taskforge.api import generate
-from taskforge.cli.app import app, console
+from taskforge.cli.app import app, console, say
 from taskforge.cli.data import progress_bar
 from taskforge.io import write_jsonl
 from taskforge.registry import families, get_generator
@@ -64,7 +64,7 @@ def demo(
         console.rule(f"[bold]{family}[/] example (difficulty {task.difficulty:.1f})")
         console.print(prompt, highlight=False, markup=False)
     console.print(table)
-    console.print(f"wrote {path} ({len(all_tasks)} tasks); try `taskforge stats {path}`")
+    say(f"wrote {path} ({len(all_tasks)} tasks); try `taskforge stats {path}`")
     if failures:
         console.print(f"[red]{failures} gold answers failed their verifier[/]")
         raise typer.Exit(1)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from taskforge.cli.app import app, console, fail
+from taskforge.cli.app import app, fail, say
 from taskforge.cli.data import progress_bar
-from taskforge.generator import KnobError
 from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
@@ -17,6 +16,7 @@ from taskforge.generators.sat.saturn import (
     TEST_TAIL,
     export_saturn,
 )
+from taskforge.io import check_writable
 
 export_app = typer.Typer(help="Export tasks in other projects' formats.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
@@ -73,19 +73,17 @@ def saturn(
             f"{TEST_TAIL} (or use --kind test)"
         )
     total = per_level * (len(train_levels) + len(test_levels))
-    try:
-        with progress_bar() as bar:
-            job = bar.add_task("export saturn", total=total)
-            written = export_saturn(
-                out,
-                train_levels=train_levels,
-                test_levels=test_levels,
-                per_level=per_level,
-                seed=seed,
-                mode=mode,
-                on_record=lambda: bar.advance(job),
-            )
-    except (KnobError, ValueError, RuntimeError, OSError) as exc:
-        fail(str(exc))
+    check_writable(out, folder=True)
+    with progress_bar() as bar:
+        job = bar.add_task("export saturn", total=total)
+        written = export_saturn(
+            out,
+            train_levels=train_levels,
+            test_levels=test_levels,
+            per_level=per_level,
+            seed=seed,
+            mode=mode,
+            on_record=lambda: bar.advance(job),
+        )
     for path in written:
-        console.print(f"wrote {path}", highlight=False)
+        say(f"wrote {path}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from taskforge.cli.app import app, console
@@ -37,5 +38,5 @@ def list_families(as_json: bool = False) -> None:
         levels = "\n".join(
             f"{i}: " + ", ".join(f"{k}={v}" for k, v in lvl.items()) for i, lvl in enumerate(r["levels"])
         )
-        table.add_row(f"{r['family']}\n[dim]{r['module']}[/]", r["version"], knobs, levels)
+        table.add_row(f"{escape(r['family'])}\n[dim]{escape(r['module'])}[/]", escape(r["version"]), escape(knobs), escape(levels))
     console.print(table)

@@ -8,7 +8,9 @@ from typing import Any
 
 import typer
 
-from taskforge.cli.app import app, console, fail
+from taskforge.cli.app import app, say
+from taskforge.errors import DatasetError, MissingExtraError
+from taskforge.io import check_writable
 
 
 def read_run_log(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -16,7 +18,7 @@ def read_run_log(path: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read run log {path}: {exc}") from None
+        raise DatasetError(f"cannot read run log {path}: {exc}") from None
     out: dict[str, list[dict[str, Any]]] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -24,13 +26,13 @@ def read_run_log(path: Path) -> dict[str, list[dict[str, Any]]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise ValueError(f"{path}:{n}: not a JSON line") from None
+            raise DatasetError(f"{path}:{n}: not a JSON line") from None
         if not isinstance(rec, dict):
-            raise ValueError(f"{path}:{n}: not a run-log record")
+            raise DatasetError(f"{path}:{n}: not a run-log record")
         if rec.get("event") == "observe" and rec.get("pass_rate") is not None:
             out.setdefault(str(rec.get("family", "?")), []).append(rec)
     if not out:
-        raise ValueError(f"{path}: no observed groups in this run log (is it a TaskStream log?)")
+        raise DatasetError(f"{path}: no observed groups in this run log (is it a TaskStream log?)")
     return out
 
 
@@ -47,11 +49,9 @@ def plot(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        fail("taskforge plot needs matplotlib: pip install matplotlib (or taskforge[train])")
-    try:
-        families = read_run_log(run_log)
-    except ValueError as exc:
-        fail(str(exc))
+        raise MissingExtraError("taskforge plot needs matplotlib: pip install 'taskforge[train]'") from None
+    families = read_run_log(run_log)
+    check_writable(output)
     fig, axes = plt.subplots(len(families), 1, figsize=(8, 2.8 * len(families)), squeeze=False)
     for ax, (family, recs) in zip(axes[:, 0], sorted(families.items()), strict=True):
         recs = sorted(recs, key=lambda r: r.get("observed", 0))  # groups finish out of proposal order
@@ -72,9 +72,9 @@ def plot(
     fig.tight_layout()
     try:
         fig.savefig(output, dpi=90)
-    except (OSError, ValueError) as exc:
-        fail(f"cannot write {output}: {exc}")
+    except ValueError as exc:  # an image format matplotlib does not know
+        raise DatasetError(f"cannot write {output}: {exc}") from None
     finally:
         plt.close(fig)
     total = sum(len(v) for v in families.values())
-    console.print(f"wrote {output} ({total} groups, {len(families)} families)")
+    say(f"wrote {output} ({total} groups, {len(families)} families)")

@@ -10,18 +10,13 @@ from taskforge.cli.app import app, console, fail
 @app.command("sandbox")
 def sandbox_info(workers: int = 2) -> None:
     """Show the code sandbox's layers (bubblewrap, Landlock, seccomp) and judge one sample."""
-    from taskforge.sandbox import Sample, Sandbox, SandboxUnavailable
+    from taskforge.sandbox import Sample, Sandbox
 
-    try:
-        with Sandbox(workers) as box:
-            layers = box.layers()
-            started = time.perf_counter()
-            result = box.run([Sample("def solve(x):\n    return x * x\n", "solve", [((3,), 9), ((-2,), 4)])])[
-                0
-            ]
-            elapsed = time.perf_counter() - started
-    except SandboxUnavailable as exc:
-        fail(str(exc))
+    with Sandbox(workers) as box:  # SandboxUnavailable is a TaskforgeError: one line, exit 2
+        layers = box.layers()
+        started = time.perf_counter()
+        result = box.run([Sample("def solve(x):\n    return x * x\n", "solve", [((3,), 9), ((-2,), 4)])])[0]
+        elapsed = time.perf_counter() - started
     console.print(f"isolation: {layers['isolation']}")
     console.print(f"landlock:  {'yes' if layers['landlock'] else 'no (kernel without Landlock)'}")
     console.print("seccomp:   yes; rlimits: cpu, address space, file size, open files, processes")

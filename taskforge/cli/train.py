@@ -9,7 +9,9 @@ from pathlib import Path
 
 import typer
 
-from taskforge.cli.app import app, console, fail
+from taskforge.cli.app import app, console, fail, say
+from taskforge.errors import MissingExtraError
+from taskforge.io import check_writable
 
 
 def _need_train_extra() -> None:
@@ -17,7 +19,7 @@ def _need_train_extra() -> None:
 
     missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
     if missing:
-        fail(f"{', '.join(missing)} not installed: pip install 'taskforge[train]'")
+        raise MissingExtraError(f"{', '.join(missing)} not installed: pip install 'taskforge[train]'")
 
 
 @app.command("tiny-model")
@@ -30,7 +32,7 @@ def tiny_model(
     from taskforge.trainers.tiny import build_tiny_model
 
     path = build_tiny_model(out_dir, seed=seed)
-    console.print(f"tiny model written to {path}")
+    say(f"tiny model written to {path}")
 
 
 @app.command("train")
@@ -41,17 +43,14 @@ def train_cmd(
 ) -> None:
     """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer)."""
     _need_train_extra()
-    from taskforge.trainers.config import ConfigError, load_config
+    from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import train
 
-    try:
-        cfg = load_config(config)
-        if max_steps is not None:
-            cfg.grpo["max_steps"] = max_steps
-        result = train(cfg, resume=resume)
-    except ConfigError as exc:
-        fail(str(exc))
-    console.print(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
+    cfg = load_config(config)
+    if max_steps is not None:
+        cfg.grpo["max_steps"] = max_steps
+    result = train(cfg, resume=resume)
+    say(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
 
 
 @app.command("eval")
@@ -82,18 +81,15 @@ def eval_cmd(
         fail(f"benchmark folder {bench} does not exist")
     if backend in ("hf", "vllm"):
         _need_train_extra()
+    check_writable(output, folder=True)  # before a model loads, not after minutes of sampling
     from taskforge.trainers.evaluate import default_ks, evaluate
 
-    try:
-        result = evaluate(
-            model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
-            base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, seed=seed, limit=limit, progress=True,
-        )
-    except ValueError as exc:
-        fail(str(exc))
-    except RuntimeError as exc:  # the server refused or could not be reached
-        fail(str(exc))
+    result = evaluate(
+        model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
+        base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, seed=seed, limit=limit, progress=True,
+    )
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"pass@k ({samples} samples per task)")
@@ -102,7 +98,7 @@ def eval_cmd(
         table.add_column(c)
     for key, g in result.groups.items():
         tok = g["average_tokens"]
-        table.add_row(key, str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
+        table.add_row(escape(key), str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
                       "-" if tok is None else f"{tok:.1f}")
     console.print(table)
-    console.print(f"completions and results in {output}")
+    say(f"completions and results in {output}")

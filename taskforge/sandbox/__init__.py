@@ -1,7 +1,7 @@
 """Running untrusted code: a pool of long-lived workers (bubblewrap where present), a forked child per
 sample under rlimits and seccomp, plain-data results compared on the host with exact types."""
 
-from taskforge.sandbox._plain import PlainError, same
+from taskforge.sandbox._plain import PlainError, decode, encode, same
 from taskforge.sandbox.pool import (
     STRICT_ENV,
     Result,
@@ -20,6 +20,8 @@ __all__ = [
     "Sandbox",
     "SandboxUnavailable",
     "bubblewrap_available",
+    "decode",
     "default_sandbox",
+    "encode",
     "same",
 ]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taskforge.errors import SandboxUnavailableError
 from taskforge.sandbox import _plain
 
 log = logging.getLogger("taskforge.sandbox")
@@ -42,7 +43,7 @@ _HEADER = struct.Struct(">I")
 _warned = False
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(SandboxUnavailableError):
     """The sandbox cannot run here with the isolation asked for."""
 
 

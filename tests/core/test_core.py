@@ -5,9 +5,10 @@ import pytest
 
 import taskforge
 from taskforge.extract import extract_answer, extract_block, extract_fenced
-from taskforge.generator import Generator, Knob, KnobError, split_owns
+from taskforge.generator import Knob, KnobError, split_owns
 from taskforge.seeding import item_seed
 from taskforge.task import Task, Verdict
+from tests.stubs import StubGenerator
 
 
 def test_task_json_round_trip_is_exact():
@@ -123,12 +124,8 @@ def test_unknown_family_lists_the_valid_ones():
         taskforge.get_generator("nope")
 
 
-class _Raising(Generator):
+class _Raising(StubGenerator):
     family = "raising-test"
-    levels = ({},)
-
-    def difficulty(self, params):
-        return 0.0
 
     def generate(self, params, rng: random.Random):
         return self.make_task(params, prompt="p", answer="a", check={})
@@ -166,3 +163,34 @@ def test_extract_block_prefers_the_fence_then_the_answer():
     assert extract_block("<answer> SELECT 4 </answer>", "sql") == "SELECT 4"
     assert extract_block("```sql\n  \n```", "sql") is None
     assert extract_block(None, "sql") is None  # type: ignore[arg-type]
+
+
+def test_the_generator_contract_examples_run():
+    import doctest
+
+    import taskforge.generator
+
+    result = doctest.testmod(taskforge.generator)
+    assert result.attempted >= 4 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    "family, params, message",
+    [
+        ("sat", {"n": 4, "k": 3}, "k >= n"),
+        ("sat", {"k": 30, "format": "letters"}, "letters"),
+        ("sql", {"tables": 2, "joins": 3}, "tables >= joins"),
+        ("arithmetic", {"min_carries": 5, "max_carries": 2}, "exceeds max_carries"),
+        ("arithmetic", {"digits": 1, "digits_b": 1, "min_carries": 50}, "at most 4 carries"),
+    ],
+)
+def test_cross_knob_rules_are_refused_by_resolve_params(family, params, message):
+    from taskforge.io import DatasetSpec
+
+    cls = taskforge.generator_class(family)
+    with pytest.raises(KnobError, match=message):
+        cls.resolve_params(None, params)
+    with pytest.raises(KnobError, match=message):  # a dataset fails before anything is written
+        DatasetSpec(n=1, family=family, params=params).validate()
+    for level in range(len(cls.levels)):  # the ladder itself obeys the rules
+        cls.check_params(cls.resolve_params(level))

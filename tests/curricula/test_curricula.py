@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from taskforge.curricula import KnobSpace, Mixture, make_controller, p_mixed
+from taskforge.errors import ConfigError
 from taskforge.generators.arithmetic import Arithmetic
 
 SPACE = {"n": [3, 4, 5], "k": [5, 6, 7, 8], "l": [5, 10, 20, 40]}
@@ -76,7 +77,7 @@ def test_proposals_are_cells_and_state_round_trips(name: str) -> None:
 def test_unknown_controller_and_setting() -> None:
     with pytest.raises(ValueError, match="valid: adaptive, adarft, fixed, saturn, uniform"):
         make_controller("nope", space=space())
-    with pytest.raises(TypeError, match="no setting"):
+    with pytest.raises(ConfigError, match="no setting"):
         make_controller("adarft", space=space(), etaa=3)
 
 

@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 import taskforge
-from taskforge.generators.code import (
-    PRIMITIVES,
-    Code,
-    compose,
-    extract_code,
-    load_problems,
-    reference_source,
-    verify_batch,
-)
+from taskforge.extract import extract_block
+from taskforge.generators.code import PRIMITIVES, Code, compose, load_problems, reference_source
 from taskforge.task import Task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,10 +82,10 @@ def test_knobs_change_the_tasks():
 
 
 def test_gold_passes_and_wrong_fails_with_fraction_in_details(tasks):
-    verdicts = verify_batch(tasks, [GEN.gold_response(t) for t in tasks])
+    verdicts = GEN.verify_many(tasks, [GEN.gold_response(t) for t in tasks])
     assert all(v.passed and v.score == 1.0 for v in verdicts), [v for v in verdicts if not v.passed]
     rng = random.Random(0)
-    bad = verify_batch(tasks, [GEN.corrupt_answer(t, rng) for t in tasks])
+    bad = GEN.verify_many(tasks, [GEN.corrupt_answer(t, rng) for t in tasks])
     assert not any(v.passed for v in bad)
     for v in bad:
         assert v.score == 0.0 and 0.0 <= v.details["fraction_passed"] < 1.0
@@ -108,10 +101,10 @@ def test_partially_right_code_scores_zero_with_fraction(tasks):
 
 
 def test_response_extraction():
-    assert extract_code("text ```python\na = 1\n``` more ```python\nb = 2\n```") == "b = 2\n"
-    assert extract_code("<answer>def solve(x):\n    return x</answer>") == "def solve(x):\n    return x"
-    assert extract_code("<answer>```python\nc = 3\n```</answer>") == "c = 3\n"
-    assert extract_code("no code here") is None and extract_code("```python\n   \n```") is None
+    assert extract_block("text ```python\na = 1\n``` more ```python\nb = 2\n```", "python") == "b = 2\n"
+    assert extract_block("<answer>def solve(x):\n    return x</answer>", "python") == "def solve(x):\n    return x"
+    assert extract_block("<answer>```python\nc = 3\n```</answer>", "python") == "c = 3\n"
+    assert extract_block("no code here", "python") is None and extract_block("```python\n   \n```", "python") is None
 
 
 @pytest.mark.parametrize(
@@ -157,9 +150,9 @@ def test_generation_is_deterministic_across_processes():
 # ---- problem sets --------------------------------------------------------------------------------------
 def test_fixture_loads_both_shapes_and_gold_passes():
     problems = load_problems(FIXTURE)
-    shapes = {t.params["mode"] for t in problems}
+    shapes = {t.meta["source"] for t in problems}
     assert shapes == {"humaneval", "plain"} and len(problems) >= 5
-    verdicts = verify_batch(problems, [fenced(t.answer) for t in problems])
+    verdicts = GEN.verify_many(problems, [fenced(t.answer) for t in problems])
     assert all(v.passed for v in verdicts), verdicts
     for t in problems:  # usable as ordinary tasks: JSON round trip, generic verify
         back = Task.from_json(t.to_json())
@@ -220,14 +213,14 @@ def test_assert_style_test_code_is_not_visible_to_the_candidate():
     # The right answer unless the test code (with its expected values) is anywhere the candidate can
     # reach: job dicts, frames of the worker below it, earlier jobs of the same worker.
     (t,) = [p for p in load_problems(FIXTURE) if p.meta["task_id"] == "tf/he/0"]
-    verdicts = verify_batch([t] * 4, [fenced(SNOOP)] * 4)
+    verdicts = GEN.verify_many([t] * 4, [fenced(SNOOP)] * 4)
     assert all(v.passed for v in verdicts), verdicts
 
 
 def test_exit_before_check_fails():
-    problems = [p for p in load_problems(FIXTURE) if p.params["mode"] == "humaneval"]
+    problems = [p for p in load_problems(FIXTURE) if p.meta["source"] == "humaneval"]
     for code in ("import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n", "print('All tests passed')\n"):
-        assert not any(v.passed for v in verify_batch(problems, [fenced(code)] * len(problems)))
+        assert not any(v.passed for v in GEN.verify_many(problems, [fenced(code)] * len(problems)))
 
 
 def test_plain_rows_load_from_memory():

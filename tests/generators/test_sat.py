@@ -11,7 +11,7 @@ import pytest
 from pysat.solvers import Cadical153, Glucose4
 
 from taskforge.conformance import check_generator
-from taskforge.generator import KnobError
+from taskforge.errors import GenerationError, KnobError
 from taskforge.generators.sat import MODEL_CAP, SAT, count_models, draw_clauses, model_count
 from taskforge.registry import get_generator
 from taskforge.task import Task, Verdict
@@ -199,10 +199,11 @@ def test_bad_knobs_give_clear_errors() -> None:
         ({"n": 5, "k": 4, "l": 3}, "k >= n"),
         ({"n": 3, "k": 5, "l": 71}, "distinct clauses"),
         ({"n": 3, "k": 5, "l": 6, "mode": "unique"}, "unique mode needs l >= 8"),
-        ({"n": 3, "k": 10, "l": 12, "mode": "unique"}, "raise l"),
     ]:
         with pytest.raises(KnobError, match=text):
-            GEN.generate(_params(**kw), random.Random(0))
+            _params(**kw)  # refused by check_params, before anything is generated
+    with pytest.raises(GenerationError, match="raise l"):
+        GEN.generate(_params(n=3, k=10, l=12, mode="unique"), random.Random(0))
 
 
 def test_same_seed_same_bytes_different_seed_differs() -> None:

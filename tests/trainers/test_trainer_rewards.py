@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import taskforge
-from taskforge.api import level_label
-from taskforge.trainers.rewards import TaskReward, completion_text, format_reward, verify_batch
+from taskforge.api import level_label, verify_many
+from taskforge.trainers.rewards import TaskReward, completion_text, format_reward
 
 
 def _batch(tasks, answers_per_task):
@@ -59,7 +61,33 @@ def test_format_reward_is_separate_and_text_forms():
 def test_verify_batch_threads_match_serial():
     tasks = list(taskforge.generate("arithmetic", 20, level=3, seed=2))
     responses = [f"<answer>{t.answer}</answer>" if i % 3 else "junk" for i, t in enumerate(tasks)]
-    serial = verify_batch(tasks, responses)
-    threaded = verify_batch(tasks, responses, workers=4)
+    serial = verify_many(tasks, responses)
+    threaded = verify_many(tasks, responses, workers=4)
     assert [v.to_dict() for v in serial] == [v.to_dict() for v in threaded]
     assert sum(v.passed for v in serial) == sum(1 for i in range(20) if i % 3)
+
+
+def test_code_rewards_take_the_batch_path_in_one_sandbox_round(monkeypatch):
+    """The trainer's reward function hands the code family's completions to `Code.verify_many`, which
+    runs one sandbox round for the whole batch, with the same Verdicts as one-at-a-time verification."""
+    import taskforge.generators.code as code
+
+    tasks = list(taskforge.generate("code", 3, level=0, seed=4))
+    gen, rng = taskforge.get_generator("code"), random.Random(0)
+    pairs = [(t, r) for t in tasks for r in (gen.gold_response(t), gen.corrupt_answer(t, rng), "no code")]
+    texts = [r for _, r in pairs]
+    one_by_one = [gen.safe_verify(t, r) for t, r in pairs]
+
+    rounds = []
+    real = code.default_sandbox
+
+    class Counting:
+        def run(self, samples):
+            rounds.append(len(samples))
+            return real().run(samples)
+
+    monkeypatch.setattr(code, "default_sandbox", Counting)
+    reward = TaskReward(3)
+    out = reward(completions=texts, task=[t.to_json() for t, _ in pairs])
+    assert rounds == [6], "one sandbox round, for the six completions that hold code"
+    assert out == [v.score for v in one_by_one] == [1.0, 0.0, 0.0] * 3

