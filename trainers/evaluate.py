@@ -1,7 +1,9 @@
 """Evaluation: sample n completions per task, verify them, report unbiased pass@k per family and level.
 
 Backends: `hf` (transformers' generate, on the machine), `vllm` (an in-process vLLM engine) and `openai`
-(any OpenAI-compatible chat server, e.g. `vllm serve`; plain HTTP from the standard library).
+(any OpenAI-compatible chat server, e.g. `vllm serve`; plain HTTP from the standard library). Every
+completion is sampled with its own seed, `completion_seed(run seed, task id, sample index)`, on every
+backend: pass@k assumes the n samples of a task are independent.
 A Saturn-style benchmark folder (`n3_k5_length20_sample100.jsonl`, ...) is one level per file, and each
 level gets Saturn's `evaluation_results.json` next to our own results.
 """
