@@ -30,6 +30,10 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tiny_model, tmp_path_factory):
     """Three GRPO steps with colocated vLLM rollouts; the engine stays up for the weight-sync test."""
+    import functools
+
+    import trl.generation.vllm_generation as trl_vllm
+
     from taskforge.trainers import train
 
     cfg = {
@@ -45,7 +49,13 @@ def trained(tiny_model, tmp_path_factory):
                  "max_completion_length": 16, "learning_rate": 1e-3, "vllm_max_model_length": 4096,
                  "vllm_gpu_memory_utilization": 0.3},
     }
-    return train(cfg)
+    # float32: left to itself vLLM runs this float32 model in bfloat16 on CPU, and on CPUs without AVX512-BF16
+    # oneDNN cannot build a bf16 matmul and falls back to the live weights, which hides the stale-weights bug.
+    # In float32 oneDNN prepacks on every x86 CPU (without keep_cpu_linears_live the first sync fails with
+    # "'Parameter' object has no attribute 'weight_loader'"), and the two engines agree to ~1e-6 nats.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trl_vllm, "LLM", functools.partial(trl_vllm.LLM, dtype="float32"))
+        return train(cfg)
 
 
 def test_train_with_vllm_colocate(trained):
@@ -87,10 +97,14 @@ def test_vllm_logprobs_follow_the_policy_after_sync(trained):
         ids, lp = sample
         return (lp - hf_logprobs(ids)).abs()
 
-    # vLLM runs the float32 model in bfloat16 on CPU: agreement is to bf16 rounding, a few hundredths.
+    # The engine serves the policy's own weights, not packed copies (the tied lm_head included).
+    vllm_model = engine.llm.llm_engine.model_executor.driver_worker.model_runner.model
+    linears = [m for m in vllm_model.modules() if hasattr(m, "cpu_linear")]
+    assert linears and all(m.weight.numel() > 0 for m in linears)
+
     engine.sync_weights()  # the last optimizer step is not synced until the next generation
     synced = gap(vllm_sample())
-    assert synced.mean() < 0.02 and synced.max() < 0.1, synced
+    assert synced.max() < 1e-3, synced
 
     # A large change to every weight, the tied embedding / lm_head included.
     gen = torch.Generator().manual_seed(0)
@@ -102,7 +116,7 @@ def test_vllm_logprobs_follow_the_policy_after_sync(trained):
 
     engine.sync_weights()
     fresh = gap(vllm_sample())
-    assert fresh.mean() < 0.02 and fresh.max() < 0.1, (fresh, stale)
+    assert fresh.max() < 1e-3, (fresh, stale)
 
 
 def test_eval_with_vllm(tiny_model, tmp_path):
