@@ -24,7 +24,8 @@ from collections.abc import Callable
 from jsonschema import Draft202012Validator
 
 import taskforge
-from taskforge.generators import json_schema as js
+from taskforge.generators.json_schema import JsonSchema, compiled_validator
+from taskforge.generators.json_schema.strict import VALIDATORS
 
 
 def _best(fn: Callable[[], object], rounds: int) -> float:
@@ -44,12 +45,11 @@ def bench(level: int, mode: str, n: int, repeats: int, rounds: int) -> dict[str,
     tasks = list(taskforge.generate("json_schema", n, level=level, params=params, seed=123))
 
     rng = random.Random(level)
-    gen = js.JsonSchema()
+    gen = JsonSchema()
     responses = [(t, [f"<answer>{t.answer}</answer>", gen.corrupt_answer(t, rng)]) for t in tasks]
 
     def cold() -> None:  # each schema seen for the first time: compile + verify
-        js._VALIDATORS.clear()
-        js._BY_IDENTITY.clear()
+        VALIDATORS.clear()
         for t, (gold, _) in responses:
             gen.verify(t, gold)
 
@@ -63,7 +63,7 @@ def bench(level: int, mode: str, n: int, repeats: int, rounds: int) -> dict[str,
     warm_s = _best(warm, rounds)
 
     instances = [(t.check["schema"], json.loads(t.answer)) for t in tasks]
-    fast = [js.compiled_validator(s) for s, _ in instances]
+    fast = [compiled_validator(s) for s, _ in instances]
     ref = [Draft202012Validator(s, format_checker=Draft202012Validator.FORMAT_CHECKER) for s, _ in instances]
     rs_s = _best(lambda: [v.is_valid(x) for v, (_, x) in zip(fast, instances, strict=True)], rounds)
     ref_s = _best(lambda: [v.is_valid(x) for v, (_, x) in zip(ref, instances, strict=True)], rounds)

@@ -20,15 +20,16 @@ import time
 
 import taskforge
 from taskforge.generators import sql as S
+from taskforge.generators.sql import judge
 from taskforge.registry import get_generator
 
 
 def cpu_seconds() -> float:
     """CPU time of this process plus the SQL worker process (where answers run)."""
     total = time.process_time()
-    proc = S._worker._proc
-    if proc is not None and proc.poll() is None:
-        with open(f"/proc/{proc.pid}/stat") as f:
+    pid = S.WORKER.pid
+    if pid is not None:
+        with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--in-process", action="store_true",
                     help="run answers in this process (TASKFORGE_SQL_ISOLATE=0) instead of the worker")
     args = ap.parse_args()
-    S.ISOLATE = not args.in_process
+    S.settings.isolate = not args.in_process
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     gen = get_generator("sql")
@@ -86,8 +87,8 @@ def main() -> None:
         floor = 500 / (time.perf_counter() - start)
         rows.append((level, gen_rate, gen_cpu, build / len(tasks) * 1000, verify_rate, verify_cpu, memo_rate,
                      floor, len(tasks[0].check["seeds"])))
-        S._cache.clear()
-        S._worker.stop()  # a fresh worker per level: its cache does not carry over
+        judge.DATABASES.clear()
+        S.WORKER.stop()  # a fresh worker per level: its cache does not carry over
 
     mode = "in-process" if args.in_process else "worker process"
     print(f"answers run in: {mode}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

@@ -1,7 +1,7 @@
 """TaskStream: an endless iterator of Tasks whose difficulty follows a curriculum controller.
 
-    stream = TaskStream("arithmetic", "adaptive", seed=0, log_path="run.jsonl")
-    task = next(stream)                       # task.meta["cell"], task.meta["family"]
+    stream = TaskStream.from_families("arithmetic", "adaptive", seed=0, log_path="run.jsonl")
+    task = next(stream)                       # Proposal.from_meta(task.meta): family, cell, level, ...
     stream.observe(task.id, [1.0, 0.0, ...])  # the rewards of its group reach the controller
     ds = stream.as_hf_dataset()               # for TRL's GRPOTrainer (shuffle_dataset=False)
 
@@ -18,9 +18,11 @@ import contextlib
 import json
 import multiprocessing
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,69 +38,90 @@ Evaluator = Callable[[list[Task]], Sequence[float]]
 MAX_PENDING = 100_000  # tasks handed out and not yet observed; the oldest are forgotten beyond this
 
 
-def _sample(gen_cls: type[Generator], params: dict[str, Any], seed: int, split: str, index: int) -> dict[str, Any]:
+def _sample(
+    gen_cls: type[Generator], params: dict[str, Any], seed: int, split: str, index: int
+) -> dict[str, Any]:
     # Runs in a worker process: the class travels by reference (module + name), the task back as a dict.
     return gen_cls().sample(params, seed, split, index).to_dict()
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """The cell a controller chose for one prompt: it travels from the controller through the Task's meta
+    (`Proposal.from_meta(task.meta)`) to the run log. `index` is the prompt's position in the stream, and
+    task i is `Generator.sample(params, seed, split, i)`, so a proposal regenerates its task exactly."""
+
+    family: str
+    cell: Mapping[str, Any]
+    index: int
+    level: int  # the nearest level of the family's ladder (`nearest_level` in meta: a cell may lie between)
+    predicted_p: float
+    predicted_zero_var: float
+
+    def record(self) -> dict[str, Any]:
+        """The JSON form, as stored in `Task.meta` and written to the run log."""
+        return {
+            "family": self.family,
+            "cell": dict(self.cell),
+            "stream_index": self.index,
+            "nearest_level": self.level,
+            "predicted_p": self.predicted_p,
+            "predicted_zero_var": self.predicted_zero_var,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> Proposal:
+        return cls(
+            str(meta["family"]),
+            dict(meta["cell"]),
+            int(meta["stream_index"]),
+            int(meta["nearest_level"]),
+            float(meta["predicted_p"]),
+            float(meta["predicted_zero_var"]),
+        )
+
+
 class TaskStream:
+    """Build it with `TaskStream.from_families(...)` (family names and a controller name) or
+    `TaskStream.from_controller(family, controller)`; `TaskStream(mixture)` takes a ready Mixture."""
+
     def __init__(
         self,
-        source: Any,
-        controller: Controller | Mixture | str | None = "adaptive",
+        mixture: Mixture,
         seed: int = 0,
         *,
-        group_size: int = 8,
+        generators: Mapping[str, Generator] | None = None,
         batch: int = 16,
         prefetch: int = 2,
         workers: int = 0,
         split: str = "train",
-        weights: Mapping[str, float] | str | None = None,
         log_path: str | Path | None = None,
         evaluator: Evaluator | None = None,
-        controller_settings: Mapping[str, Any] | None = None,
     ) -> None:
-        """`source`: a family name, a Generator (class or instance), a list of them, or a Mixture.
-        `controller`: a controller name (one is built per family on the family's KnobSpace), a Controller
-        (single family), or a Mixture; `weights` share batches among families (fixed or "adaptive")."""
+        """`generators`: the Generator of each family of the mixture (default: the registered ones)."""
+        if not isinstance(mixture, Mixture):
+            raise TypeError(
+                "TaskStream(mixture, ...) takes a Mixture; for family names use TaskStream.from_families(...), "
+                "for one Controller TaskStream.from_controller(...)"
+            )
+        self.mixture = mixture
+        self.generators = {f: _as_generator((generators or {}).get(f, f)) for f in mixture.families}
         self.seed = int(seed)
         self.split = split
         self.batch = max(int(batch), 1)
         self.prefetch = max(int(prefetch), 1)
         self.evaluator = evaluator
-        self.generators: dict[str, Generator] = {}
-        if isinstance(source, Mixture):
-            controller, source = source, list(source.families)
-        for item in source if isinstance(source, list | tuple) else [source]:
-            gen = _as_generator(item)
-            self.generators[gen.family] = gen
-        if isinstance(controller, Mixture):
-            self.mixture = controller
-        elif isinstance(controller, Controller):
-            if len(self.generators) != 1:
-                raise ValueError("one Controller drives one family; pass a Mixture or a controller name")
-            self.mixture = Mixture({next(iter(self.generators)): controller}, seed=self.seed)
-        else:
-            name = controller or "adaptive"
-            ctrls = {
-                f: make_controller(
-                    name, KnobSpace.from_generator(g), group_size=group_size, seed=self.seed, **dict(controller_settings or {})
-                )
-                for f, g in self.generators.items()
-            }
-            self.mixture = Mixture(ctrls, weights, seed=self.seed)
-        missing = set(self.mixture.families) - set(self.generators)
-        if missing:
-            raise ValueError(f"the mixture has families without a generator: {sorted(missing)}")
         for f, c in self.mixture.controllers.items():
             if c.name == "saturn" and c.settings["eval_source"] == "heldout" and evaluator is None:
                 raise ValueError(
                     f"saturn ({f}) evaluates on held-out tasks: pass an evaluator, or eval_source='train'"
                 )
         self._lock = threading.RLock()
-        self._queue: deque[tuple[str, dict[str, Any], int, dict[str, float], Future | None]] = deque()
-        self._pending: dict[str, deque[tuple[str, dict[str, Any], int, dict[str, float], float]]] = {}
-        self._pending_order: deque[str] = deque()
+        self._queue: deque[tuple[Proposal, Future | None]] = deque()  # proposed, not yet handed out
+        # Handed out, awaiting rewards, in hand-out order: stream index -> (task id, proposal, difficulty),
+        # and each task id's indices (a task drawn twice is observed twice, oldest first).
+        self._pending: dict[int, tuple[str, Proposal, float]] = {}
+        self._by_id: dict[str, deque[int]] = {}
         self.next_index = 0  # index of the next proposal
         self.consumed = 0
         self.observed = 0
@@ -116,6 +139,47 @@ class TaskStream:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
+    @classmethod
+    def from_families(
+        cls,
+        source: Any,
+        controller: str | None = "adaptive",
+        seed: int = 0,
+        *,
+        group_size: int = 8,
+        weights: Mapping[str, float] | str | None = None,
+        controller_settings: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> TaskStream:
+        """`source`: a family name, a Generator (class or instance) or a list of them; one `controller`
+        (by name) is built per family on its KnobSpace; `weights` share batches among families (fixed or
+        "adaptive"). `options` are the TaskStream keywords (batch, prefetch, workers, log_path, ...)."""
+        gens = {
+            g.family: g for g in map(_as_generator, source if isinstance(source, list | tuple) else [source])
+        }
+        settings = dict(controller_settings or {})
+        ctrls = {
+            f: make_controller(
+                controller or "adaptive",
+                KnobSpace.from_generator(g),
+                group_size=group_size,
+                seed=seed,
+                **settings,
+            )
+            for f, g in gens.items()
+        }
+        return cls(Mixture(ctrls, weights, seed=seed), seed, generators=gens, **options)
+
+    @classmethod
+    def from_controller(
+        cls, source: Any, controller: Controller, seed: int = 0, **options: Any
+    ) -> TaskStream:
+        """One family (name or Generator) driven by one ready Controller."""
+        gen = _as_generator(source)
+        return cls(
+            Mixture({gen.family: controller}, seed=seed), seed, generators={gen.family: gen}, **options
+        )
+
     # ---- iteration ------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Task]:
         return self
@@ -124,74 +188,88 @@ class TaskStream:
         with self._lock:
             while len(self._queue) < self.prefetch * self.batch:
                 self._propose_batch()
-            family, cell, index, pred, fut = self._queue.popleft()
+            prop, fut = self._queue.popleft()
         # Wait for the worker outside the lock so observe() from a reward thread is never blocked.
-        task = Task.from_dict(fut.result()) if fut is not None else self._make(family, cell, index)
-        meta = {**task.meta, "family": family, "cell": cell, "stream_index": index, **pred}
-        task = Task(**{**task.to_dict(), "meta": meta})
+        task = Task.from_dict(fut.result()) if fut is not None else self._make(prop)
+        task = Task(**{**task.to_dict(), "meta": {**task.meta, **prop.record()}})
         with self._lock:
             self.consumed += 1
-            queue = self._pending.setdefault(task.id, deque())
-            queue.append((family, cell, index, pred, task.difficulty))
-            self._pending_order.append(task.id)
-            while len(self._pending_order) > MAX_PENDING:
-                self._forget(self._pending_order.popleft())
+            self._hold(task.id, prop, task.difficulty)
+            while len(self._pending) > MAX_PENDING:
+                self._release(next(iter(self._pending)))
         return task
 
-    def _make(self, family: str, cell: dict[str, Any], index: int) -> Task:
-        gen = self.generators[family]
-        space = self.mixture.controllers[family].space
-        return gen.sample(gen.resolve_params(None, space.to_params(cell)), self.seed, self.split, index)
+    def _params(self, prop: Proposal) -> dict[str, Any]:
+        gen = self.generators[prop.family]
+        return gen.resolve_params(None, self.mixture.controllers[prop.family].space.to_params(prop.cell))
+
+    def _make(self, prop: Proposal) -> Task:
+        return self.generators[prop.family].sample(self._params(prop), self.seed, self.split, prop.index)
 
     def _propose_batch(self) -> None:
+        self._run_evaluations()  # an evaluation due before training (saturn's estimation step) comes first
         for family, cell in self.mixture.propose(self.batch):
-            index = self.next_index
+            pred = self.mixture.predict(family, cell)
+            level = self.mixture.controllers[family].space.nearest_level(cell)
+            prop = Proposal(
+                family, cell, self.next_index, level, round(pred["p"], 6), round(pred["p_zero_var"], 6)
+            )
             self.next_index += 1
-            pred = self._prediction(family, cell)
-            self._queue.append((family, cell, index, pred, self._submit(family, cell, index)))
-            self._write({"event": "propose", "step": index, "family": family, "cell": cell, **pred})
+            self._queue.append((prop, self._submit(prop)))
+            self._write({"event": "propose", **prop.record()})
 
-    def _submit(self, family: str, cell: dict[str, Any], index: int) -> Future | None:
+    def _submit(self, prop: Proposal) -> Future | None:
         if self._pool is None:
             return None
-        gen = self.generators[family]
-        params = gen.resolve_params(None, self.mixture.controllers[family].space.to_params(cell))
-        return self._pool.submit(_sample, type(gen), params, self.seed, self.split, index)
-
-    def _prediction(self, family: str, cell: dict[str, Any]) -> dict[str, float]:
-        pred = self.mixture.predict(family, cell)
-        return {"predicted_p": round(pred["p"], 6), "predicted_zero_var": round(pred["p_zero_var"], 6)}
+        gen = self.generators[prop.family]
+        return self._pool.submit(_sample, type(gen), self._params(prop), self.seed, self.split, prop.index)
 
     # ---- feedback -------------------------------------------------------------------------------------
-    def observe(self, task: Task | Mapping[str, Any] | str, rewards: Sequence[float]) -> bool:
-        """Route one prompt's group rewards to its family's controller. Returns False (and changes
-        nothing) for a task this stream did not hand out or already observed."""
-        task_id = task.id if isinstance(task, Task) else task["id"] if isinstance(task, Mapping) else str(task)
+    def observe(
+        self, task: Task | Mapping[str, Any] | str, rewards: Sequence[float], *, step: int | None = None
+    ) -> bool:
+        """Route one prompt's group rewards to its family's controller; `step` (the trainer's) goes to the
+        run log. Returns False (and changes nothing) for a task this stream did not hand out or already
+        observed."""
+        task_id = (
+            task.id if isinstance(task, Task) else task["id"] if isinstance(task, Mapping) else str(task)
+        )
         rewards = [float(r) for r in rewards]
         with self._lock:
-            queue = self._pending.get(task_id)
+            queue = self._by_id.get(task_id)
             if not queue:
                 return False
-            family, cell, index, pred, difficulty = queue.popleft()
-            if not queue:
-                del self._pending[task_id]
-            self.mixture.observe(family, cell, rewards)
+            _, prop, difficulty = self._release(queue[0])
+            self.mixture.observe(prop.family, prop.cell, rewards)
             self.observed += 1
             passes = sum(r > PASS_THRESHOLD for r in rewards)
-            self._write({
-                "event": "observe", "step": index, "observed": self.observed, "family": family, "cell": cell,
-                "params": self.mixture.controllers[family].space.to_params(cell), "difficulty": difficulty,
-                "rewards": rewards, "pass_rate": passes / len(rewards) if rewards else None, **pred,
-            })
+            self._write(
+                {
+                    "event": "observe",
+                    "step": step,
+                    "task_id": task_id,
+                    "observed": self.observed,
+                    **prop.record(),
+                    "params": self._params(prop),
+                    "difficulty": difficulty,
+                    "rewards": rewards,
+                    "pass_rate": passes / len(rewards) if rewards else None,
+                }
+            )
             self._run_evaluations()
             return True
 
-    def _forget(self, task_id: str) -> None:
-        queue = self._pending.get(task_id)
-        if queue:
-            queue.popleft()
-            if not queue:
-                del self._pending[task_id]
+    def _hold(self, task_id: str, prop: Proposal, difficulty: float) -> None:
+        self._pending[prop.index] = (task_id, prop, difficulty)
+        self._by_id.setdefault(task_id, deque()).append(prop.index)
+
+    def _release(self, index: int) -> tuple[str, Proposal, float]:
+        entry = self._pending.pop(index)
+        queue = self._by_id[entry[0]]
+        queue.remove(index)
+        if not queue:
+            del self._by_id[entry[0]]
+        return entry
 
     def _run_evaluations(self) -> None:
         if self.evaluator is None:
@@ -200,15 +278,19 @@ class TaskStream:
             cells = ctrl.eval_request()
             if not cells:
                 continue
+            # Each held-out task is sampled `eval_samples` times (Saturn: n per task); one reward per entry.
+            n = int(ctrl.settings.get("eval_samples", 1) or 1)
             tasks = []
             for cell in cells:
                 gen = self.generators[family]
                 params = gen.resolve_params(None, ctrl.space.to_params(cell))
-                tasks.append(gen.sample(params, self.seed, "val", self._eval_index))
+                tasks.extend([gen.sample(params, self.seed, "val", self._eval_index)] * n)
                 self._eval_index += 1
             rewards = list(self.evaluator(tasks))
-            for cell, r in zip(cells, rewards, strict=True):
-                ctrl.observe_eval(cell, [float(r)])
+            if len(rewards) != len(tasks):
+                raise ValueError(f"the evaluator returned {len(rewards)} rewards for {len(tasks)} tasks")
+            for j, cell in enumerate(cells):
+                ctrl.observe_eval(cell, [float(r) for r in rewards[j * n : (j + 1) * n]])
             self._write({"event": "eval", "family": family, "cell": cells[0], "rewards": rewards})
 
     # ---- checkpoints ----------------------------------------------------------------------------------
@@ -221,24 +303,31 @@ class TaskStream:
                 "consumed": self.consumed,
                 "observed": self.observed,
                 "eval_index": self._eval_index,
-                "queue": [[f, c, i, p] for f, c, i, p, _ in self._queue],
-                "pending": {tid: [list(x) for x in q] for tid, q in self._pending.items()},
-                "pending_order": list(self._pending_order),
+                "queue": [p.record() for p, _ in self._queue],
+                "pending": [[tid, p.record(), d] for tid, p, d in self._pending.values()],
             }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], *, replay: bool = False) -> None:
+        """Restore a `state_dict`. `replay=True` hands the tasks that were out and not yet observed out
+        again, first and in their order: for a consumer that lost them when it stopped (a trainer's
+        dataloader had pulled the next step's prompts before the checkpoint was written)."""
         with self._lock:
             self.mixture.load_state_dict(state["mixture"])
             self.next_index, self.consumed = int(state["next_index"]), int(state["consumed"])
             self.observed, self._eval_index = int(state["observed"]), int(state["eval_index"])
-            for *_, fut in self._queue:
+            for _, fut in self._queue:
                 if fut is not None:
                     fut.cancel()
-            self._queue = deque(
-                (f, dict(c), int(i), dict(p), self._submit(f, c, int(i))) for f, c, i, p in state["queue"]
-            )
-            self._pending = {tid: deque(tuple(x) for x in q) for tid, q in state["pending"].items()}
-            self._pending_order = deque(state["pending_order"])
+            queue = [Proposal.from_meta(r) for r in state["queue"]]
+            pending = [(str(tid), Proposal.from_meta(r), float(d)) for tid, r, d in state["pending"]]
+            self._pending, self._by_id = {}, {}
+            if replay:
+                queue = [p for _, p, _ in pending] + queue
+                self.consumed -= len(pending)
+            else:
+                for tid, p, d in pending:
+                    self._hold(tid, p, d)
+            self._queue = deque((p, self._submit(p)) for p in queue)
 
     # ---- Hugging Face datasets ------------------------------------------------------------------------
     def as_hf_dataset(self) -> Any:
@@ -249,21 +338,30 @@ class TaskStream:
             from datasets import Features, IterableDataset, Value
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError("as_hf_dataset needs `datasets`: pip install 'taskforge[train]'") from exc
-        features = Features({
-            "prompt": [{"role": Value("string"), "content": Value("string")}],
-            "task": Value("string"),
-            "task_id": Value("string"),
-            "family": Value("string"),
-        })
+        features = Features(
+            {
+                "prompt": [{"role": Value("string"), "content": Value("string")}],
+                "task": Value("string"),
+                "task_id": Value("string"),
+                "family": Value("string"),
+            }
+        )
         return IterableDataset.from_generator(_rows, features=features, gen_kwargs={"stream": _Handle(self)})
 
     # ---- logging and shutdown -------------------------------------------------------------------------
+    def log_record(self, record: Mapping[str, Any]) -> None:
+        """Append a record of the caller's (a trainer's step metrics) to the run log, in order with ours."""
+        with self._lock:
+            self._write(dict(record))
+
     def _write(self, record: dict[str, Any]) -> None:
         if self._log is not None:
             self._log.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
             self._log.flush()
 
     def close(self) -> None:
+        if _Handle._live.get(id(self)) is self:
+            del _Handle._live[id(self)]
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -284,12 +382,14 @@ class TaskStream:
 
 class _Handle:
     """Carries the live stream into `datasets`' generator without being copied: datasets fingerprints
-    and may pickle gen_kwargs, and a copy of the stream would never see the controller's updates."""
+    and may pickle gen_kwargs, and a copy of the stream would never see the controller's updates. The
+    registry holds streams weakly (and `close` drops them), so a finished run's stream can be freed."""
 
-    _live: dict[int, TaskStream] = {}
+    _live: weakref.WeakValueDictionary[int, TaskStream] = weakref.WeakValueDictionary()
 
     def __init__(self, stream: TaskStream) -> None:
         self.key = id(stream)
+        self._stream: TaskStream | None = stream  # the dataset's own handle keeps its stream alive
         _Handle._live[self.key] = stream
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -298,15 +398,15 @@ class _Handle:
     @staticmethod
     def _restore(key: int) -> _Handle:
         h = object.__new__(_Handle)
-        h.key = key
+        h.key, h._stream = key, None
         return h
 
     @property
     def stream(self) -> TaskStream:
-        try:
-            return _Handle._live[self.key]
-        except KeyError:
-            raise RuntimeError("the TaskStream behind this dataset lives in another process") from None
+        stream = self._stream or _Handle._live.get(self.key)
+        if stream is None:
+            raise RuntimeError("the TaskStream behind this dataset was closed or lives in another process")
+        return stream
 
 
 def _rows(stream: _Handle) -> Iterator[dict[str, Any]]:
@@ -322,5 +422,3 @@ def _as_generator(item: Any) -> Generator:
     if isinstance(item, str):
         return get_generator(item)
     raise TypeError(f"expected a family name, Generator class or instance, got {item!r}")
-
-

@@ -45,12 +45,20 @@ def last_boxed(text: str) -> str | None:
 
 
 def extract_answer(text: str) -> str | None:
-    """The model's final answer, stripped, or None when it gave none."""
+    """The model's final answer, stripped, or None when it gave none.
+
+    An answer block that is a box is unwrapped (`<answer>\\boxed{42}</answer>` reads `42`): prompts that
+    ask for a box meet models that also wrap it in the tag, and every family reading boxes comes here."""
     if not isinstance(text, str):
         return None
     found = last_answer_block(text)
     if found is None:
         found = last_boxed(text)
+    elif found.lstrip().startswith(BOXED):
+        # Only a block that is a box: a JSON or code answer may hold the text "\\boxed{" in a string.
+        boxed = last_boxed(found)
+        if boxed is not None:
+            found = boxed
     return None if found is None else found.strip()
 
 

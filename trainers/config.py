@@ -13,6 +13,9 @@
     use_vllm: false
     vllm_mode: colocate
     format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
+    eval_every: 10                    # held-out pass@1 per level at step 0 and every 10 steps (0: off)
+    eval: {levels: [0, 1, 2], tasks_per_level: 4, samples: 4}   # test split; default levels: all
+    reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ GRPO_DEFAULTS = {
 }
 TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
-    "format_reward", "verify_workers", "stream", "merge_lora",
+    "format_reward", "verify_workers", "stream", "reward", "eval_every", "eval",
+    "merge_lora",
 }
+# The held-out evaluation during training (`eval_every: N`): test-split tasks at chosen levels of each
+# family, n samples each, pass@1 per level. Defaults keep it to seconds on the tiny model.
+EVAL_DEFAULTS = {"levels": None, "tasks_per_level": 4, "samples": 4, "temperature": 1.0, "max_new_tokens": None}
 TASK_KEYS = {"family", "weight", "level", "params", "curriculum"}
 
 
@@ -74,10 +81,23 @@ class TrainConfig:
     format_reward: float = 0.0
     verify_workers: int = 1
     stream: dict[str, Any] = field(default_factory=dict)  # extra TaskStream keyword arguments
+    eval_every: int = 0  # steps between held-out evaluations (and one at step 0); 0: none
+    eval: dict[str, Any] = field(default_factory=lambda: dict(EVAL_DEFAULTS))
+    reward: str = "verifier"  # "saturn": Saturn's 1 / 0 / -1 reward for SAT tasks
 
     @property
     def group_size(self) -> int:
         return int(self.grpo.get("num_generations", GRPO_DEFAULTS["num_generations"]))
+
+    def prompts_per_generation(self, world_size: int = 1) -> int:
+        """Distinct prompts in one global generation batch: TRL generates for `per_device_train_batch_size
+        x steps_per_generation` completions per rank (steps_per_generation defaults to the gradient
+        accumulation steps), on every rank, G completions per prompt."""
+        kw = {**GRPO_DEFAULTS, **self.grpo}
+        per_rank = int(kw["per_device_train_batch_size"]) * int(
+            kw.get("steps_per_generation") or kw.get("gradient_accumulation_steps", 1)
+        )
+        return per_rank * world_size // self.group_size
 
     def grpo_kwargs(self) -> dict[str, Any]:
         """The GRPOConfig arguments: our defaults, the user's fields, then what a streamed curriculum needs."""
@@ -94,6 +114,11 @@ class TrainConfig:
             kw["vllm_mode"] = self.vllm_mode
         if self.format_reward:
             kw.setdefault("reward_weights", [1.0, float(self.format_reward)])
+        # TRL turns (gradient) activation checkpointing on. On a CPU there is no device memory to save and it
+        # cost 16% of the tiny model's step, so it is off there unless asked for; on a GPU it stays on. Set
+        # under its transformers-5 name: the old `gradient_checkpointing` alias warns on every config built.
+        if "activation_checkpointing" not in kw:
+            kw["activation_checkpointing"] = bool(kw.pop("gradient_checkpointing", torch.cuda.is_available()))
         kw.update(GRPO_FIXED)
         return kw
 
@@ -155,6 +180,9 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         format_reward=float(raw.get("format_reward", 0.0)),
         verify_workers=int(raw.get("verify_workers", 1)),
         stream=dict(raw.get("stream") or {}),
+        eval_every=int(raw.get("eval_every", 0) or 0),
+        eval={**EVAL_DEFAULTS, **dict(raw.get("eval") or {})},
+        reward=str(raw.get("reward", "verifier")),
     )
     validate(cfg)
     return cfg
@@ -205,8 +233,32 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("merge_lora is set but lora is not: there is no adapter to merge")
     if cfg.format_reward < 0:
         raise ConfigError("format_reward is a weight and must be >= 0")
+    _validate_eval(cfg)
+    if cfg.reward not in ("verifier", "saturn"):
+        raise ConfigError(f"reward must be verifier or saturn, got {cfg.reward!r}")
+    if cfg.reward == "saturn" and not any(t.family == "sat" for t in cfg.tasks):
+        raise ConfigError("reward: saturn scores SAT tasks; the mix has no `sat` family")
     _validate_grpo(cfg)
     _validate_controller(cfg)
+
+
+def _validate_eval(cfg: TrainConfig) -> None:
+    if cfg.eval_every < 0:
+        raise ConfigError(f"eval_every must be >= 0 (0: no held-out evaluation), got {cfg.eval_every}")
+    bad = set(cfg.eval) - set(EVAL_DEFAULTS)
+    if bad:
+        raise ConfigError(f"unknown eval keys {sorted(bad)}; valid: {', '.join(EVAL_DEFAULTS)}")
+    for key in ("tasks_per_level", "samples"):
+        if int(cfg.eval[key]) < 1:
+            raise ConfigError(f"eval.{key} must be >= 1, got {cfg.eval[key]}")
+    levels = cfg.eval["levels"]
+    if levels is not None:
+        if not isinstance(levels, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in levels):
+            raise ConfigError(f"eval.levels must be a list of level numbers, got {levels!r}")
+        for t in (t for t in cfg.tasks if t.curriculum):  # fixed families are evaluated at their own level
+            n = len(generator_class(t.family).levels)
+            if any(not 0 <= x < n for x in levels):
+                raise ConfigError(f"eval.levels {levels}: {t.family} has levels 0..{n - 1}")
 
 
 def _validate_grpo(cfg: TrainConfig) -> None:

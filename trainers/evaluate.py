@@ -5,13 +5,22 @@ Backends: `hf` (transformers' generate, on the machine), `vllm` (an in-process v
 completion is sampled with its own seed, `completion_seed(run seed, task id, sample index)`, on every
 backend: pass@k assumes the n samples of a task are independent.
 A Saturn-style benchmark folder (`n3_k5_length20_sample100.jsonl`, ...) is one level per file, and each
-level gets Saturn's `evaluation_results.json` next to our own results.
+level gets Saturn's files in Saturn's layout, `<out>/<level>/<model_name>/evaluation_results.json` (keys in
+Saturn's order, indent 4, no trailing newline, as Saturn's `eval_k.py` writes it) and `results.jsonl` (each
+record plus its `completions`, as Saturn's `inference_k.py` writes it). `rescore` reads such a
+`results.jsonl` (Saturn's published model outputs, or ours) and scores it again in any scoring mode.
+
+Scoring modes (SAT tasks; other families always use their own verifier): `strict` (the default, our
+verifier: exactly k characters 0/1 once whitespace is removed), `lenient` (our reading of Saturn's rule:
+the last `<answer>` or balanced `\\boxed{}`, spaces stripped, no length check) and `saturn` (Saturn's
+reward exactly, `taskforge.generators.sat.saturn_reward`: pass when it is 1).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +39,11 @@ from taskforge.task import Task, canonical_json
 
 DEFAULT_KS = (1, 3, 5, 7, 10)
 BACKENDS = ("hf", "vllm", "openai")
+SCORINGS = ("strict", "lenient", "saturn")
+# Saturn's inference_k.py asks for 15,000 new tokens (with a 16,384-token context): R1-style reasoning on
+# its benchmark runs to thousands of tokens (Saturn-7B averages 6,183 on its easiest level), and a
+# truncated completion has no box.
+DEFAULT_MAX_TOKENS = 15_000
 
 
 def default_ks(samples: int) -> list[int]:
@@ -54,6 +68,7 @@ class EvalItem:
     task: Task
     level: str
     messages: list[dict[str, str]] = field(default_factory=list)
+    record: dict[str, Any] | None = None  # the row as read (Saturn's results.jsonl repeats it)
 
 
 @dataclass
@@ -61,7 +76,7 @@ class Sampling:
     samples: int = 12
     temperature: float = 0.6  # Saturn's evaluation defaults
     top_p: float = 0.95
-    max_tokens: int = 1024
+    max_tokens: int = DEFAULT_MAX_TOKENS
     seed: int = 0
 
 
@@ -69,12 +84,14 @@ class Sampling:
 
 
 def _task_from_record(row: dict[str, Any]) -> Task:
+    # A row of a results.jsonl carries its completions; the task is the rest.
+    row = {k: v for k, v in row.items() if k != "completions"}
     if "family" in row and "check" in row:
         return Task.from_dict(row)
     if {"n_sat", "k", "clause", "solution"} <= set(row):
-        from taskforge.generators.sat.saturn import record_to_task
+        from taskforge.generators.sat.records import record_to_task
 
-        return record_to_task(row)  # Saturn's own (lenient) verification, as its evaluation scores
+        return record_to_task(row, strict=True)  # the scoring mode decides how it is verified
     raise DatasetError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")
 
 
@@ -88,7 +105,7 @@ def load_tasks_file(path: str | Path, limit: int | None = None) -> list[EvalItem
     items = []
     for row in rows:
         task = _task_from_record(row)
-        items.append(EvalItem(task, level_label(task), task.messages))
+        items.append(EvalItem(task, level_label(task), task.messages, row))
     return items
 
 
@@ -99,7 +116,7 @@ def load_bench_dir(path: str | Path, limit: int | None = None) -> dict[str, list
         raise DatasetError(f"no *.jsonl files in benchmark folder {path}")
     levels = {}
     for f in files:
-        levels[f.stem] = [EvalItem(_task_from_record(r), f.stem) for r in _read_jsonl(f)[:limit]]
+        levels[f.stem] = [EvalItem(_task_from_record(r), f.stem, record=r) for r in _read_jsonl(f)[:limit]]
         for item in levels[f.stem]:
             item.messages = item.task.messages
     return levels
@@ -342,28 +359,101 @@ def progress_bar(n_tasks: int, enabled: bool = True) -> Iterator[Progress | None
 
 # ---- scoring ------------------------------------------------------------------------------------
 
+_SATURN_REASONS = {1.0: "ok", 0.0: "wrong", -1.0: "no_answer"}
+
+
+def _with_strictness(task: Task, strict: bool) -> Task:
+    if task.family != "sat" or bool(task.check.get("strict", True)) == strict:
+        return task
+    return Task.from_dict({**task.to_dict(), "check": {**task.check, "strict": strict}})
+
+
+def score_completions(
+    tasks: Sequence[Task], texts: Sequence[str], scoring: str = "strict"
+) -> list[dict[str, Any]]:
+    """One {passed, reason, reward} per completion under a scoring mode (SAT tasks only; other families
+    use their verifier). `reward` is the training reward: 1/0, or Saturn's 1/0/-1 in saturn mode."""
+    if scoring not in SCORINGS:
+        raise ConfigError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
+    out: list[dict[str, Any] | None] = [None] * len(tasks)
+    mine: list[int] = []
+    if scoring == "saturn":
+        from taskforge.generators.sat.reward import saturn_task_reward
+
+        for i, t in enumerate(tasks):
+            if t.family != "sat":
+                mine.append(i)
+                continue
+            r = saturn_task_reward(t, texts[i])
+            out[i] = {"passed": r == 1.0, "reason": _SATURN_REASONS.get(r, "malformed"), "reward": r}
+    else:
+        mine = list(range(len(tasks)))
+    if mine:
+        strict = scoring == "strict"
+        verdicts = verify_many([_with_strictness(tasks[i], strict) for i in mine], [texts[i] for i in mine])
+        for i, v in zip(mine, verdicts, strict=True):
+            out[i] = {"passed": v.passed, "reason": v.reason, "reward": float(v.score)}
+    return out  # type: ignore[return-value]
+
+
+def saturn_pass_at_k(n: int, c: int, k: int) -> float:
+    """pass@k as Saturn's eval_k.py computes it, k > n included (then 1 if any sample passed, else 0)."""
+    if c == 0:
+        return 0.0
+    if n - c < k:
+        return 1.0
+    return pass_at_k(n, c, k)
+
+
+def count_tokens(tokenizer: Any, text: str) -> int:
+    """Saturn's count: tokens of the decoded completion, without special tokens (`tokenizer.tokenize`)."""
+    return len(tokenizer.tokenize(text))
+
+
+def load_tokenizer(path: str | Path | None) -> Any:
+    if path is None:
+        return None
+    if not Path(path).is_dir():
+        raise ConfigError(f"tokenizer folder {path} does not exist")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
 
 @dataclass
 class EvalResult:
     groups: dict[str, dict[str, Any]]  # "family/level" -> {n_tasks, samples, pass@k..., average_tokens}
     records: list[dict[str, Any]]
+    per_task: list[tuple[int, int, float | None]] = field(default_factory=list)  # (n, correct, mean tokens)
 
 
-def score(items: Sequence[EvalItem], completions: Completions, ks: Sequence[int]) -> EvalResult:
+def score(
+    items: Sequence[EvalItem],
+    completions: Completions,
+    ks: Sequence[int],
+    scoring: str = "strict",
+    tokenizer: Any = None,
+) -> EvalResult:
+    """Verify every completion and summarise per family and level. Token counts come from `tokenizer`
+    (Saturn's count) when given, else from the backend; a task's count is the mean over its samples and
+    a level's the mean over its tasks, summed in Saturn's order."""
     tasks = [it.task for it, comps in zip(items, completions, strict=True) for _ in comps]
     texts = [c for comps in completions for c, _ in comps]
-    verdicts = verify_many(tasks, texts)
+    scored = score_completions(tasks, texts, scoring)
     records, pos = [], 0
-    per_group: dict[str, list[tuple[int, int, list[float]]]] = defaultdict(list)
+    per_task: list[tuple[int, int, float | None]] = []
+    per_group: dict[str, list[tuple[int, int, float | None]]] = defaultdict(list)
     for it, comps in zip(items, completions, strict=True):
         correct = 0
-        tokens: list[float] = []
+        counts: list[int | float] = []
         for j, (text, ntok) in enumerate(comps):
-            v = verdicts[pos]
+            v = scored[pos]
             pos += 1
-            correct += v.passed
+            correct += v["passed"]
+            if tokenizer is not None:
+                ntok = count_tokens(tokenizer, text)
             if ntok is not None:
-                tokens.append(float(ntok))
+                counts.append(ntok)
             records.append(
                 {
                     "task_id": it.task.id,
@@ -372,11 +462,15 @@ def score(items: Sequence[EvalItem], completions: Completions, ks: Sequence[int]
                     "sample": j,
                     "completion": text,
                     "tokens": ntok,
-                    "passed": v.passed,
-                    "reason": v.reason,
+                    "passed": v["passed"],
+                    "reason": v["reason"],
+                    "reward": v["reward"],
                 }
             )
-        per_group[f"{it.task.family}/{it.level}"].append((len(comps), correct, tokens))
+        mean_tokens = sum(counts) / len(counts) if counts and len(counts) == len(comps) else None
+        row = (len(comps), correct, mean_tokens)
+        per_task.append(row)
+        per_group[f"{it.task.family}/{it.level}"].append(row)
     groups = {}
     for key, rows in sorted(per_group.items()):
         n = min(r[0] for r in rows)
@@ -384,10 +478,76 @@ def score(items: Sequence[EvalItem], completions: Completions, ks: Sequence[int]
         for k in ks:
             if k <= n:
                 summary[f"pass@{k}"] = sum(pass_at_k(r[0], r[1], k) for r in rows) / len(rows)
-        toks = [t for r in rows for t in r[2]]
-        summary["average_tokens"] = sum(toks) / len(toks) if toks else None
+        summary["average_tokens"] = _mean_tokens(rows)
         groups[key] = summary
-    return EvalResult(groups, records)
+    return EvalResult(groups, records, per_task)
+
+
+def _mean_tokens(rows: Sequence[tuple[int, int, float | None]]) -> float | None:
+    if not rows or any(r[2] is None for r in rows):
+        return None
+    total = 0.0
+    for r in rows:
+        total += r[2]  # type: ignore[operator]  # Saturn adds task by task, then divides once
+    return total / len(rows)
+
+
+def saturn_summary(
+    model_name: str, rows: Sequence[tuple[int, int, float | None]], ks: Sequence[int]
+) -> dict[str, Any]:
+    """Saturn's evaluation_results.json content: model_name, pass@k in order, average_tokens."""
+    out: dict[str, Any] = {"model_name": model_name}
+    for k in ks:
+        total = 0  # Saturn's accumulator starts at int 0 and adds each task's pass@k in file order
+        for n, c, _ in rows:
+            total += saturn_pass_at_k(n, c, k)
+        out[f"pass@{k}"] = total / len(rows)
+    out["average_tokens"] = _mean_tokens(rows)
+    return out
+
+
+def write_saturn_level(
+    out: Path,
+    level: str,
+    model_name: str,
+    items: Sequence[EvalItem],
+    completions: Sequence[Sequence[str]],
+    rows: Sequence[tuple[int, int, float | None]],
+    ks: Sequence[int],
+) -> Path:
+    """Saturn's files for one level under `<out>/<level>/<model_name>/`; returns that folder."""
+    folder = out / level / model_name
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "results.jsonl").open("w", encoding="utf-8") as fh:
+        for it, texts in zip(items, completions, strict=True):
+            rec = dict(it.record if it.record is not None else it.task.to_dict())
+            rec["completions"] = list(texts)
+            fh.write(json.dumps(rec) + "\n")  # json.dumps defaults, as Saturn writes it
+    summary = saturn_summary(model_name, rows, ks)
+    # Saturn: json.dump(..., indent=4) and nothing after it.
+    (folder / "evaluation_results.json").write_text(json.dumps(summary, indent=4), encoding="utf-8")
+    return folder
+
+
+def default_model_name(model: str, backend: str = "hf") -> str:
+    """The model folder's name (Saturn's folders are named after the model), or the served name."""
+    if backend == "openai":
+        return model
+    return Path(model).name or str(model)
+
+
+def _write_ours(out: Path, result: EvalResult, name: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "completions.jsonl").open("w", encoding="utf-8") as fh:
+        for rec in result.records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    (out / "results.json").write_text(json.dumps({"model_name": name, "groups": result.groups}, indent=2) + "\n")
+
+
+def _check_ks(ks: Sequence[int], samples: int | None) -> None:
+    bad = [k for k in ks if k < 1 or (samples is not None and k > samples)]
+    if bad:
+        raise ConfigError(f"k must lie in 1..samples ({samples}); got {bad}")
 
 
 def evaluate(
@@ -403,25 +563,30 @@ def evaluate(
     output_dir: str | Path = "eval_out",
     temperature: float = 0.6,
     top_p: float = 0.95,
-    max_tokens: int = 1024,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     seed: int = 0,
     limit: int | None = None,
     model_name: str | None = None,
+    scoring: str = "strict",
+    tokenizer: str | Path | None = None,
     progress: bool = False,
 ) -> EvalResult:
     """Sample, verify, and write `completions.jsonl`, `results.json` (and Saturn's files for a bench dir).
-    `ks` defaults to DEFAULT_KS clipped to `samples`; an explicit k above `samples` is an error."""
+
+    `ks` defaults to DEFAULT_KS clipped to `samples`; an explicit k above `samples` is an error. Tokens are
+    counted as Saturn counts them with `tokenizer` (default: the model folder for hf and vllm; the openai
+    backend counts each completion's own usage unless a tokenizer folder is given)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if scoring not in SCORINGS:
+        raise ConfigError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
     if (tasks_file is None) == (bench_dir is None):
         raise ConfigError("give exactly one of a tasks file or a benchmark folder")
     if samples < 1:
         raise ConfigError(f"samples must be >= 1, got {samples}")
     if ks is None:
         ks = default_ks(samples)
-    bad = [k for k in ks if k < 1 or k > samples]
-    if bad:
-        raise ConfigError(f"k must lie in 1..samples ({samples}); got {bad}")
+    _check_ks(ks, samples)
     if backend == "openai" and not base_url:
         raise ConfigError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
     if backend != "openai" and not Path(model).is_dir():
@@ -443,6 +608,7 @@ def evaluate(
         items = load_tasks_file(tasks_file, limit)  # type: ignore[arg-type]
     if not items:
         raise DatasetError("no tasks to evaluate")
+    tok = load_tokenizer(tokenizer if tokenizer is not None else (model if backend != "openai" else None))
 
     s = Sampling(samples, temperature, top_p, max_tokens, seed)
     with progress_bar(len(items), enabled=progress) as report:
@@ -452,21 +618,60 @@ def evaluate(
             completions = sample_vllm(model, items, s, progress=report)
         else:
             completions = sample_openai(model, items, s, base_url, api_key, progress=report)  # type: ignore[arg-type]
-    result = score(items, completions, ks)
+    result = score(items, completions, ks, scoring, tok)
 
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "completions.jsonl").open("w", encoding="utf-8") as fh:
-        for rec in result.records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    name = model_name or model
-    (out / "results.json").write_text(json.dumps({"model_name": name, "groups": result.groups}, indent=2) + "\n")
-    for level in by_level:
-        # Saturn's summary per level; one family per benchmark folder, so the group key is unique.
-        group = next(v for k, v in result.groups.items() if k.endswith("/" + level))
-        saturn = {"model_name": name}
-        saturn.update({f"pass@{k}": group.get(f"pass@{k}") for k in ks})
-        saturn["average_tokens"] = group["average_tokens"]
-        (out / level).mkdir(exist_ok=True)
-        (out / level / "evaluation_results.json").write_text(json.dumps(saturn, indent=2) + "\n")
+    name = model_name or default_model_name(model, backend)
+    _write_ours(out, result, name)
+    start = 0
+    for level, level_items in by_level.items():
+        end = start + len(level_items)
+        texts = [[c for c, _ in comps] for comps in completions[start:end]]
+        write_saturn_level(out, level, name, level_items, texts, result.per_task[start:end], ks)
+        start = end
+    return result
+
+
+SATURN_LEVEL_DIR = re.compile(r"n\d+_k\d+_length\d+_sample\d+")
+
+
+def rescore(
+    results_file: str | Path,
+    *,
+    scoring: str = "strict",
+    output_dir: str | Path = "eval_out",
+    ks: Sequence[int] = DEFAULT_KS,
+    model_name: str | None = None,
+    level: str | None = None,
+    tokenizer: str | Path | None = None,
+) -> EvalResult:
+    """Score a Saturn `results.jsonl` (records with their `completions`) again, without sampling.
+
+    Level and model name default to the file's place in Saturn's layout (`<level>/<model>/results.jsonl`);
+    tokens are counted with `tokenizer` (Saturn's count) or left out (`average_tokens` null)."""
+    check_writable(output_dir, folder=True)
+    path = Path(results_file)
+    if not path.is_file():
+        raise DatasetError(f"results file {path} does not exist")
+    rows = _read_jsonl(path)
+    if not rows:
+        raise DatasetError(f"{path}: no records")
+    for i, row in enumerate(rows, 1):
+        comps = row.get("completions") if isinstance(row, dict) else None
+        if not isinstance(comps, list) or not comps or not all(isinstance(c, str) for c in comps):
+            raise DatasetError(f"{path}: record {i} has no `completions` list of strings (not a results.jsonl)")
+    _check_ks(ks, None)
+    if level is None:
+        grand = path.resolve().parent.parent.name
+        level = grand if SATURN_LEVEL_DIR.fullmatch(grand) else path.stem
+    name = model_name or path.resolve().parent.name or "model"
+    items = []
+    for row in rows:
+        task = _task_from_record(row)
+        items.append(EvalItem(task, level, task.messages, row))
+    completions: Completions = [[(c, None) for c in row["completions"]] for row in rows]
+    result = score(items, completions, ks, scoring, load_tokenizer(tokenizer))
+    out = Path(output_dir)
+    _write_ours(out, result, name)
+    write_saturn_level(out, level, name, items, [row["completions"] for row in rows], result.per_task, ks)
     return result

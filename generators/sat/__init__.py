@@ -19,8 +19,10 @@ Formats: `letters` is Saturn's text (`!A!BC & AB!D`, k <= 26, Saturn's prompt by
 
 Verification reads only `task.check`: the answer (last <answer> or \\boxed{}) is parsed strictly (exactly k
 characters 0/1 once whitespace is removed) and every clause is checked against it, so any model passes,
-not just the gold one. With `strict=false` it is Saturn's reward instead: no length check, position i is
-variable i, a missing position counts as 0, a character other than 0/1 makes neither literal true.
+not just the gold one. With `strict=false` (lenient) the same answer is checked as Saturn checks an
+assignment: no length check, position i is variable i, a missing position counts as 0, a character other
+than 0/1 makes neither literal true. Lenient is not Saturn's reward, which reads only the last
+`\\boxed{...}` on one line and keeps spaces: that is `saturn_reward` (generators/sat/reward.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pysat.solvers import Minisat22
 from taskforge.errors import GenerationError, KnobError
 from taskforge.extract import extract_answer
 from taskforge.generator import Generator, Knob
+from taskforge.generators.sat.reward import saturn_reward
 from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
@@ -232,6 +235,8 @@ class SAT(Generator):
         Knob("strict", bool, True, help="false: Saturn's lenient verifier (no length check)"),
     )
     levels = _all_levels()
+    # Saturn's benchmark levels: a saturn curriculum keeps them off its training ladder by default.
+    eval_levels = tuple({"n": n, "k": k, "l": l} for n, k, l in SATURN_TEST_LEVELS)
 
     def difficulty(self, params: dict[str, Any]) -> float:
         return saturn_difficulty(params["n"], params["k"], params["l"])
@@ -382,4 +387,4 @@ class SAT(Generator):
         )
 
 
-__all__ = ["SAT", "count_models", "draw_clauses", "model_count"]
+__all__ = ["SAT", "count_models", "draw_clauses", "model_count", "saturn_reward"]

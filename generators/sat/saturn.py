@@ -8,7 +8,8 @@ A Saturn record is one JSON line `{"id", "n_sat", "k", "solution", "clause", "pr
 
 Inside taskforge a clause is a list of DIMACS literals (variable i is `i`, its negation `-i`, 1-based),
 so `A!BC` is `[1, -2, 3]`. This module converts between the two, builds Saturn's prompt, reads and writes
-Saturn records, and writes Saturn's folder layout (`taskforge export saturn`).
+Saturn records, and names the files of Saturn's folder layout. Turning records into tasks and writing the
+layout needs the SAT generator, which builds on this module: see records.py.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from taskforge.errors import ConfigError, GenerationError, SaturnFormatError
+from taskforge.errors import SaturnFormatError
 from taskforge.task import Task
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -130,22 +131,6 @@ def validate_record(record: Any) -> tuple[int, int, list[list[int]]]:
     return n, k, clauses
 
 
-def record_to_task(record: dict[str, Any], *, strict: bool = False) -> Task:
-    """A Saturn record as a `sat` Task (planted mode, letters format), keeping its clause order.
-
-    `strict=False` (the default here) verifies as Saturn's reward does (no length check)."""
-    from taskforge.registry import get_generator  # the sat family builds the task; imported late (cycle)
-
-    n, k, clauses = validate_record(record)
-    gen = get_generator("sat")
-    params = gen.resolve_params(
-        None, {"n": n, "k": k, "l": len(clauses), "mode": "planted", "format": "letters", "strict": strict}
-    )
-    return gen.build_task(
-        params, clauses, record["solution"], meta={"saturn_id": record["id"]}, keep_order=True
-    )
-
-
 def task_to_record(task: Task, record_id: int) -> dict[str, Any]:
     """A `sat` task in letters format as a Saturn record (fields in Saturn's order)."""
     check = task.check
@@ -183,79 +168,10 @@ def write_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-# ---- export in Saturn's layout -----------------------------------------------------------------------
+# ---- Saturn's folder layout --------------------------------------------------------------------------
 def train_folder(n: int, k: int, l: int, m: int) -> str:
     return f"train/Train_prompt_{n}_{k}_{l}_{m}"
 
 
 def test_file(n: int, k: int, l: int, count: int) -> str:
     return f"test/n{n}_k{k}_length{l}_sample{count}.jsonl"
-
-
-def level_records(
-    level: tuple[int, int, int],
-    count: int,
-    *,
-    seed: int,
-    split: str,
-    mode: str = "planted",
-    on_record: Callable[[], None] | None = None,
-) -> list[dict[str, Any]]:
-    """`count` Saturn records of one level with distinct formulas, ids 0..count-1."""
-    from taskforge.registry import get_generator
-
-    n, k, l = level
-    gen = get_generator("sat")
-    params = gen.resolve_params(None, {"n": n, "k": k, "l": l, "mode": mode, "format": "letters"})
-    records: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    index = 0
-    # Saturn keeps only distinct (solution, formula) pairs; we keep distinct formulas, within a budget.
-    while len(records) < count:
-        if index >= 20 * count + 100:
-            raise GenerationError(f"level {level} has too few distinct formulas for {count} records")
-        task = gen.sample(params, seed, split, index)
-        index += 1
-        rec = task_to_record(task, len(records))
-        if rec["clause"] in seen:
-            continue
-        seen.add(rec["clause"])
-        records.append(rec)
-        if on_record:
-            on_record()
-    return records
-
-
-def export_saturn(
-    out: str | os.PathLike[str],
-    *,
-    train_levels: Sequence[tuple[int, int, int]] = SATURN_TRAIN_LEVELS,
-    test_levels: Sequence[tuple[int, int, int]] = SATURN_TEST_LEVELS,
-    per_level: int = 100,
-    seed: int = 0,
-    mode: str = "planted",
-    on_record: Callable[[], None] | None = None,
-) -> list[Path]:
-    """Write Saturn's layout under `out`; returns the files written.
-
-    A training level gets `train/Train_prompt_{n}_{k}_{l}_{m}/train.jsonl` with ids 0..m-21 and `test.jsonl`
-    with the last 20 (ids m-20..m-1), as Saturn's train_prompt.py splits them; an evaluation level gets
-    `test/n{n}_k{k}_length{l}_sample{m}.jsonl`. Training levels draw from our `train` split and evaluation
-    levels from our `test` split, so no evaluation formula can appear in training data of the same seed.
-    """
-    out = Path(out)
-    written: list[Path] = []
-    if train_levels and per_level <= TEST_TAIL:
-        raise ConfigError(f"a training level needs more than {TEST_TAIL} records (Saturn's test tail)")
-    for n, k, l in train_levels:
-        recs = level_records((n, k, l), per_level, seed=seed, split="train", mode=mode, on_record=on_record)
-        folder = out / train_folder(n, k, l, per_level)
-        write_records(folder / "train.jsonl", recs[:-TEST_TAIL])
-        write_records(folder / "test.jsonl", recs[-TEST_TAIL:])
-        written += [folder / "train.jsonl", folder / "test.jsonl"]
-    for n, k, l in test_levels:
-        recs = level_records((n, k, l), per_level, seed=seed, split="test", mode=mode, on_record=on_record)
-        path = out / test_file(n, k, l, per_level)
-        write_records(path, recs)
-        written.append(path)
-    return written

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import decimal
+import importlib
 import json
 import math
 import os
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+
+from taskforge.cache import PerProcess
 
 MAX_SQL_CHARS = 20_000
 MEMORY_LIMIT = "256MB"
@@ -71,22 +74,8 @@ class Malformed(Exception):
 
 
 # ---- statement checks ------------------------------------------------------------------------------
-_parser_local = threading.local()
-
-
-def _parser() -> duckdb.DuckDBPyConnection:
-    # A private in-memory connection used only to parse; locked like the others.
-    con = getattr(_parser_local, "con", None)
-    if con is None or getattr(_parser_local, "pid", None) != os.getpid():
-        con = duckdb.connect(":memory:", config=dict(LOCKED_CONFIG))
-        _parser_local.con, _parser_local.pid = con, os.getpid()
-    return con
-
-
-def check_statement(sql: str) -> str:
-    """Return the single SELECT statement in `sql`, or raise Rejected / Malformed."""
-    parse_statement(sql)
-    return sql
+# A private in-memory connection per thread used only to parse; locked like the others.
+_parser = PerProcess(lambda: duckdb.connect(":memory:", config=dict(LOCKED_CONFIG)), per_thread=True)
 
 
 def parse_statement(sql: str) -> duckdb.Statement:
@@ -101,7 +90,7 @@ def parse_statement(sql: str) -> duckdb.Statement:
         sql.encode("utf-8")
     except UnicodeEncodeError:
         raise Malformed("query is not valid UTF-8 text") from None
-    con = _parser()
+    con = _parser.get()
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
@@ -130,17 +119,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---- databases ---------------------------------------------------------------------------------
-_writer_local = threading.local()
-
-
-def _writer() -> duckdb.DuckDBPyConnection:
-    # A trusted in-memory connection that attaches each new database file in turn: opening a DuckDB
-    # connection costs tens of milliseconds, attaching a file much less.
-    con = getattr(_writer_local, "con", None)
-    if con is None or getattr(_writer_local, "pid", None) != os.getpid():
-        con = duckdb.connect(":memory:", config={"threads": 1})
-        _writer_local.con, _writer_local.pid = con, os.getpid()
-    return con
+# A trusted in-memory connection per thread that attaches each new database file in turn: opening a
+# DuckDB connection costs tens of milliseconds, attaching a file much less.
+_writer = PerProcess(lambda: duckdb.connect(":memory:", config={"threads": 1}), per_thread=True)
 
 
 def build_locked(
@@ -152,7 +133,7 @@ def build_locked(
     Returns the locked connection and one cursor per instance whose default schema is that instance,
     so an unqualified table name reads that instance. The file is unlinked once open."""
     path = os.path.join(directory, f"{name}.duckdb")
-    writer = _writer()
+    writer = _writer.get()
     try:
         writer.execute(f"ATTACH '{path}' AS build_target")
         try:
@@ -192,13 +173,13 @@ class _Watchdog:
         self._deadline = 0.0
         self._wake_at = math.inf  # when the thread's current wait ends (inf: idle until notified)
         self.fired = False
-        self._pid = -1
+        self._thread = PerProcess(self._start)  # threads do not survive fork
 
-    def _ensure_thread(self) -> None:
-        if self._pid != os.getpid():  # threads do not survive fork
-            self._pid = os.getpid()
-            self._wake_at = math.inf
-            threading.Thread(target=self._run, name="taskforge-sql-watchdog", daemon=True).start()
+    def _start(self) -> threading.Thread:
+        self._wake_at = math.inf
+        thread = threading.Thread(target=self._run, name="taskforge-sql-watchdog", daemon=True)
+        thread.start()
+        return thread
 
     def _run(self) -> None:
         with self._cond:
@@ -217,7 +198,7 @@ class _Watchdog:
 
     @contextmanager
     def guard(self, con: duckdb.DuckDBPyConnection, seconds: float):
-        self._ensure_thread()
+        self._thread.get()
         with self._cond:
             self._con, self._deadline, self.fired = con, time.monotonic() + seconds, False
             if self._deadline < self._wake_at:
@@ -361,45 +342,50 @@ class DatabaseCache:
 
     def __init__(self, capacity: int = 32) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.RLock()
-        self._dir: str | None = None
-        self._pid = -1
+        # A forked child starts empty: it must not share the parent's connections or remove its folder.
+        self._state = PerProcess(lambda: _CacheState(OrderedDict(), None))
 
     def directory(self) -> str:
-        if self._dir is None or self._pid != os.getpid():
+        state = self._state.get()
+        if state.directory is None:
             given = os.environ.get("TASKFORGE_SQL_DIR")  # a worker's, made and removed by its parent
             if given and os.path.isdir(given):
-                self._dir, self._pid = given, os.getpid()
+                state.directory = given
             else:
-                self._dir, self._pid = _scratch_dir(), os.getpid()
-                atexit.register(_remove_dir, self._dir, self._pid)
-        return self._dir
+                state.directory = _scratch_dir()
+                atexit.register(_remove_dir, state.directory, os.getpid())
+        return state.directory
 
     def get(self, key: str, build: Callable[[], Any]) -> Any:
         """The cached value for `key`, else `build()` stored; values have a `close()`."""
         with self._lock:
-            if self._pid != os.getpid():  # a forked child must not share the parent's connections
-                self._items.clear()
-                self._dir = None
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
+            items = self._state.get().items
+            if key in items:
+                items.move_to_end(key)
+                return items[key]
             value = build()
-            self._items[key] = value
-            while len(self._items) > self.capacity:
-                _, old = self._items.popitem(last=False)
+            items[key] = value
+            while len(items) > self.capacity:
+                _, old = items.popitem(last=False)
                 old.close()
             return value
 
     def clear(self) -> None:
         with self._lock:
-            for value in self._items.values():
+            state = self._state.get()
+            for value in state.items.values():
                 value.close()
-            self._items.clear()
-            if self._dir and self._pid == os.getpid():
-                shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+            state.items.clear()
+            if state.directory:
+                shutil.rmtree(state.directory, ignore_errors=True)
+            state.directory = None
+
+
+@dataclass
+class _CacheState:
+    items: OrderedDict[str, Any]
+    directory: str | None
 
 
 # ---- the worker process -------------------------------------------------------------------------
@@ -412,28 +398,37 @@ _EXHAUSTED = ("Out of Memory", "Allocation failure", "MemoryError", "bad_alloc")
 class Worker:
     """A long-lived child process that owns the task databases and runs the answers.
 
-    Protocol: JSON lines on stdin/stdout. The parent sends {"op", "check", "sql"}; the worker answers
-    {"built": true} once the task's databases exist (trusted work, long deadline) and then
-    {"result": ...} (untrusted work, deadline = instances x timeout + grace). Past a deadline, or if the
-    worker dies, it is killed and a fresh one starts on the next call. JSON, not pickle, so a subverted
-    worker could not make the parent run code."""
+    `target` ("package.module:NAME") names the table of operations the worker runs: {op: fn(check, sql)}
+    with JSON-able results, and "build" among them (builds a task's databases).
 
-    def __init__(self, module: str) -> None:
-        self.module = module
+    Protocol: JSON lines on stdin/stdout. The parent sends {"op", "key", "sql"} (and the task record once,
+    when the worker asks for it); the worker answers {"built": true} once the task's databases exist
+    (trusted work, long deadline) and then {"result": ...} (untrusted work, the caller's deadline). Past a
+    deadline, or if the worker dies, it is killed and a fresh one starts on the next call. JSON, not
+    pickle, so a subverted worker could not make the parent run code."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
         self._proc: subprocess.Popen | None = None
         self._pid = -1
         self._dir = ""
         self._lock = threading.Lock()
 
     def _start(self) -> subprocess.Popen:
-        code = f"from taskforge.generators.sql.box import worker_loop; worker_loop({self.module!r})"
+        code = f"from taskforge.generators.sql.box import worker_loop; worker_loop({self.target!r})"
         self._dir = _scratch_dir()  # removed by stop() or at exit, even if the worker is killed mid-build
         atexit.register(_remove_dir, self._dir, os.getpid())
-        env = {**os.environ, "TASKFORGE_SQL_ISOLATE": "0", "OMP_NUM_THREADS": "1", "TASKFORGE_SQL_DIR": self._dir}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "TASKFORGE_SQL_DIR": self._dir}
         proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, bufsize=0)
         self._proc, self._pid = proc, os.getpid()
         return proc
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id while one runs for this process, else None."""
+        proc = self._proc if self._pid == os.getpid() else None
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -477,32 +472,27 @@ class Worker:
                 return ("error", reply["error"])
             return ("ok", reply["result"])
 
-    def judge(self, key: str, check: dict[str, Any], sql: str) -> Any:
-        from taskforge.task import Verdict
-
-        deadline = len(check["seeds"]) * float(check["timeout_s"]) + WORKER_GRACE_S
-        status, result = self.call("judge", key, check, sql, deadline)
-        if status == "error":  # e.g. the databases could not be built in a worker left short of memory
+    def judge(self, key: str, check: dict[str, Any], sql: str, deadline_s: float) -> tuple[str, Any]:
+        """`call("judge", ...)`, retried once in a fresh worker when the first one reports an error (e.g.
+        the databases could not be built in a worker left short of memory)."""
+        status, result = self.call("judge", key, check, sql, deadline_s)
+        if status == "error":
             self.stop()
-            status, result = self.call("judge", key, check, sql, deadline)
-        if status == "ok":
-            verdict = Verdict(**result)
-            if any(word in str(verdict.details.get("error", "")) for word in _EXHAUSTED):
-                self.stop()  # an allocation failed: DuckDB may hold on to memory, start afresh next time
-            return verdict
-        if status == "timeout":
-            return Verdict.fail("timeout", parsed=sql[:200], error=f"worker killed after {deadline:.1f}s")
-        if status == "crashed":
-            return Verdict.fail("rejected", parsed=sql[:200], error="the query brought down the sandbox")
-        return Verdict.fail("error", parsed=sql[:200], error=str(result)[:300])
+            status, result = self.call("judge", key, check, sql, deadline_s)
+        return status, result
 
 
-def worker_loop(module: str) -> None:
-    """The worker's main loop: `module` provides `_worker_ops()` -> {op: fn(check, sql)}."""
+def exhausted(error: str) -> bool:
+    """Whether an error says an allocation failed: DuckDB may then hold on to memory, so the worker that
+    reported it should be replaced."""
+    return any(word in error for word in _EXHAUSTED)
+
+
+def worker_loop(target: str) -> None:
+    """The worker's main loop: `target` ("package.module:NAME") is the table {op: fn(check, sql)}."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
-    import importlib
-
-    ops = importlib.import_module(module)._worker_ops()
+    module, _, name = target.partition(":")
+    ops = getattr(importlib.import_module(module), name)
     out = sys.stdout.buffer
     checks: OrderedDict[str, dict[str, Any]] = OrderedDict()  # key -> task record, most recent last
 

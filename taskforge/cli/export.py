@@ -9,12 +9,12 @@ import typer
 
 from taskforge.cli.app import app, fail, say
 from taskforge.cli.data import progress_bar
+from taskforge.generators.sat.records import export_saturn
 from taskforge.generators.sat.saturn import (
     MAX_LETTER_VARS,
     SATURN_TEST_LEVELS,
     SATURN_TRAIN_LEVELS,
     TEST_TAIL,
-    export_saturn,
 )
 from taskforge.io import check_writable
 

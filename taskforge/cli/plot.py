@@ -1,4 +1,5 @@
-"""`taskforge plot RUN_LOG -o run.png`: per family, the difficulty chosen and the pass rate observed over time."""
+"""`taskforge plot RUN_LOG -o run.png`: per family, the difficulty chosen and the pass rate observed over time,
+and the held-out pass@1 per level where the run evaluated one (`eval_every`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import typer
 from taskforge.cli.app import app, say
 from taskforge.errors import DatasetError, MissingExtraError
 from taskforge.io import check_writable
+from taskforge.trainers.heldout import PREFIX as HELDOUT
 
 
-def read_run_log(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """The `observe` records of a stream's JSONL run log, grouped by family, in order."""
+def read_run_log(path: Path, event: str = "observe") -> dict[str, list[dict[str, Any]]]:
+    """The `observe` records of a stream's JSONL run log, grouped by family, in order; with
+    event="heldout", the held-out evaluations (`heldout/pass@1/<family>/<level>` keys), by family."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -29,9 +32,16 @@ def read_run_log(path: Path) -> dict[str, list[dict[str, Any]]]:
             raise DatasetError(f"{path}:{n}: not a JSON line") from None
         if not isinstance(rec, dict):
             raise DatasetError(f"{path}:{n}: not a run-log record")
-        if rec.get("event") == "observe" and rec.get("pass_rate") is not None:
+        if event == "observe" and rec.get("event") == "observe" and rec.get("pass_rate") is not None:
             out.setdefault(str(rec.get("family", "?")), []).append(rec)
-    if not out:
+        elif event == "heldout" and rec.get("event") == "heldout":
+            for key, value in rec.items():
+                if key.startswith(HELDOUT):
+                    family, level = key[len(HELDOUT) :].rsplit("/", 1)
+                    out.setdefault(family, []).append(
+                        {"observed": rec.get("observed", 0), "level": level, "pass@1": value}
+                    )
+    if not out and event == "observe":
         raise DatasetError(f"{path}: no observed groups in this run log (is it a TaskStream log?)")
     return out
 
@@ -42,7 +52,7 @@ def plot(
     output: Path = typer.Option(Path("run.png"), "-o", "--output", help="image to write (.png, .svg, .pdf)"),
     window: int = typer.Option(32, help="groups in the moving average of the pass rate"),
 ) -> None:
-    """Plot, per family, the difficulty chosen and the pass rate observed over the run."""
+    """Plot, per family, the difficulty chosen, the training pass rate and the held-out pass@1 per level."""
     try:
         import matplotlib
 
@@ -51,6 +61,7 @@ def plot(
     except ImportError:
         raise MissingExtraError("taskforge plot needs matplotlib: pip install 'taskforge[train]'") from None
     families = read_run_log(run_log)
+    heldout = read_run_log(run_log, "heldout")
     check_writable(output)
     fig, axes = plt.subplots(len(families), 1, figsize=(8, 2.8 * len(families)), squeeze=False)
     for ax, (family, recs) in zip(axes[:, 0], sorted(families.items()), strict=True):
@@ -58,13 +69,36 @@ def plot(
         x = [r.get("observed", i) for i, r in enumerate(recs)]
         diff = [float(r.get("difficulty") or 0.0) for r in recs]
         rate = [float(r["pass_rate"]) for r in recs]
-        avg = [sum(rate[max(0, i - window + 1) : i + 1]) / len(rate[max(0, i - window + 1) : i + 1]) for i in range(len(rate))]
+        avg = [
+            sum(rate[max(0, i - window + 1) : i + 1]) / len(rate[max(0, i - window + 1) : i + 1])
+            for i in range(len(rate))
+        ]
         ax.scatter(x, diff, s=4, color="tab:blue", alpha=0.5, label="difficulty chosen")
         ax.set_ylabel(f"{family}\ndifficulty", color="tab:blue")
         ax2 = ax.twinx()
         ax2.plot(x, avg, color="tab:red", lw=1.5, label=f"pass rate ({window}-group mean)")
         if any("predicted_p" in r for r in recs):
-            ax2.plot(x, [r.get("predicted_p", float("nan")) for r in recs], color="tab:gray", lw=0.8, alpha=0.7, label="predicted pass rate")
+            ax2.plot(
+                x,
+                [r.get("predicted_p", float("nan")) for r in recs],
+                color="tab:gray",
+                lw=0.8,
+                alpha=0.7,
+                label="predicted pass rate",
+            )
+        by_level: dict[str, list[dict[str, Any]]] = {}
+        for r in heldout.get(family, []):
+            by_level.setdefault(r["level"], []).append(r)
+        for level, pts in sorted(by_level.items()):
+            ax2.plot(
+                [p["observed"] for p in pts],
+                [p["pass@1"] for p in pts],
+                marker="o",
+                ms=3,
+                lw=1,
+                ls="--",
+                label=f"held-out pass@1 {level}",
+            )
         ax2.set_ylim(0, 1)
         ax2.set_ylabel("pass rate", color="tab:red")
         ax2.legend(loc="upper left", fontsize=7)

@@ -5,7 +5,9 @@ torch and TRL are imported inside the commands, so `taskforge --help` stays fast
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -41,7 +43,8 @@ def train_cmd(
     resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
     max_steps: int = typer.Option(None, help="override grpo.max_steps"),
 ) -> None:
-    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer)."""
+    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer). Several processes:
+    `torchrun --nproc_per_node N -m taskforge train CONFIG` (one logical curriculum across the ranks)."""
     _need_train_extra()
     from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import train
@@ -50,12 +53,17 @@ def train_cmd(
     if max_steps is not None:
         cfg.grpo["max_steps"] = max_steps
     result = train(cfg, resume=resume)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun / accelerate launch the main process reports
+    if result.already_done:
+        say(f"nothing to do: the run already reached max_steps ({result.global_step}); output {result.output_dir}")
+        return
     say(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
 
 
 @app.command("eval")
 def eval_cmd(
-    model: str = typer.Option(..., "--model", help="model folder (hf, vllm) or served model name (openai)"),
+    model: str = typer.Option(None, "--model", help="model folder (hf, vllm) or served model name (openai)"),
     tasks: Path = typer.Option(None, "--tasks", help="JSONL file of tasks (taskforge or Saturn records)"),
     bench: Path = typer.Option(None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"),
     samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
@@ -66,15 +74,43 @@ def eval_cmd(
     output: Path = typer.Option(Path("eval_out"), "-o", "--output", help="folder for completions and results"),
     temperature: float = typer.Option(0.6, help="sampling temperature (Saturn: 0.6)"),
     top_p: float = typer.Option(0.95, help="nucleus sampling (Saturn: 0.95)"),
-    max_tokens: int = typer.Option(1024, help="max new tokens per completion"),
+    max_tokens: int = typer.Option(
+        15_000, help="max new tokens per completion (Saturn: 15,000, so R1-style reasoning is not cut)"
+    ),
     limit: int = typer.Option(None, help="evaluate only the first N tasks (per level for --bench)"),
     seed: int = typer.Option(0),
+    scoring: str = typer.Option(
+        "strict", "--scoring", help="SAT scoring: strict (ours) | lenient | saturn (Saturn's reward, exactly)"
+    ),
+    model_name: str = typer.Option(
+        None,
+        "--model-name",
+        help="name in Saturn's layout <out>/<level>/<name>/ (default: the model folder's name)",
+    ),
+    tokenizer: str = typer.Option(
+        None,
+        "--tokenizer",
+        help="tokenizer folder to count tokens as Saturn does (default: the model folder)",
+    ),
+    rescore: Path = typer.Option(
+        None, "--rescore", help="a Saturn results.jsonl (records + completions): score it again, no sampling"
+    ),
+    level: str = typer.Option(None, "--level", help="--rescore: level name (default: from Saturn's layout)"),
 ) -> None:
     """Unbiased pass@k per family and level, and average completion tokens."""
     try:
         ks = None if k is None else [int(x) for x in k.split(",") if x.strip()]
     except ValueError:
         fail(f"-k must be comma-separated integers, got {k!r}")
+    from taskforge.trainers.evaluate import DEFAULT_KS, SCORINGS
+
+    if scoring not in SCORINGS:
+        fail(f"--scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    if rescore is not None:
+        _rescore(rescore, scoring, output, list(DEFAULT_KS) if ks is None else ks, model_name, level, tokenizer)
+        return
+    if model is None:
+        fail("--model is required (or --rescore a results.jsonl)")
     if tasks is not None and not tasks.is_file():
         fail(f"tasks file {tasks} does not exist")
     if bench is not None and not bench.is_dir():
@@ -87,13 +123,40 @@ def eval_cmd(
     result = evaluate(
         model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
         base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, seed=seed, limit=limit, progress=True,
+        max_tokens=max_tokens, seed=seed, limit=limit, model_name=model_name, scoring=scoring,
+        tokenizer=tokenizer, progress=True,
     )
+    _print_table(result, default_ks(samples) if ks is None else ks, f"pass@k ({samples} samples per task, scoring {scoring})")
+    say(f"completions and results in {output}")
+
+
+def _rescore(
+    path: Path,
+    scoring: str,
+    output: Path,
+    ks: list[int],
+    model_name: str | None,
+    level: str | None,
+    tokenizer: str | None,
+) -> None:
+    from taskforge.trainers.evaluate import rescore
+
+    if tokenizer is not None:
+        _need_train_extra()
+    check_writable(output, folder=True)
+    result = rescore(
+        path, scoring=scoring, output_dir=output, ks=ks, model_name=model_name, level=level, tokenizer=tokenizer
+    )
+    _print_table(result, ks, f"pass@k of {path} (scoring {scoring})")
+    say(f"rescored results in {output}")
+
+
+def _print_table(result: Any, ks: list[int], title: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"pass@k ({samples} samples per task)")
-    cols = [f"pass@{x}" for x in (default_ks(samples) if ks is None else ks)]
+    table = Table(title=title)
+    cols = [f"pass@{x}" for x in ks]
     for c in ("family/level", "tasks", *cols, "avg tokens"):
         table.add_column(c)
     for key, g in result.groups.items():
@@ -101,4 +164,3 @@ def eval_cmd(
         table.add_row(escape(key), str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
                       "-" if tok is None else f"{tok:.1f}")
     console.print(table)
-    say(f"completions and results in {output}")

@@ -25,7 +25,7 @@ def answer_all(stream: TaskStream, n: int, solve_below: float = 30.0) -> list[Ta
 
 
 def test_cells_recorded_and_tasks_match_them() -> None:
-    stream = TaskStream("arithmetic", "adaptive", seed=1)
+    stream = TaskStream.from_families("arithmetic", "adaptive", seed=1)
     space = stream.mixture.controllers["arithmetic"].space
     for task in answer_all(stream, 20):
         assert task.meta["family"] == "arithmetic"
@@ -36,16 +36,16 @@ def test_cells_recorded_and_tasks_match_them() -> None:
 
 
 def test_deterministic_given_seed_and_observations() -> None:
-    a = [t.id for t in answer_all(TaskStream("arithmetic", "adaptive", seed=5), 48)]
-    b = [t.id for t in answer_all(TaskStream("arithmetic", "adaptive", seed=5), 48)]
-    c = [t.id for t in answer_all(TaskStream("arithmetic", "adaptive", seed=6), 48)]
+    a = [t.id for t in answer_all(TaskStream.from_families("arithmetic", "adaptive", seed=5), 48)]
+    b = [t.id for t in answer_all(TaskStream.from_families("arithmetic", "adaptive", seed=5), 48)]
+    c = [t.id for t in answer_all(TaskStream.from_families("arithmetic", "adaptive", seed=6), 48)]
     assert a == b and a != c
 
 
 def test_workers_give_the_same_tasks() -> None:
-    with TaskStream("arithmetic", "adaptive", seed=2, workers=2) as pooled:
+    with TaskStream.from_families("arithmetic", "adaptive", seed=2, workers=2) as pooled:
         a = [t.to_json() for t in answer_all(pooled, 40)]
-    b = [t.to_json() for t in answer_all(TaskStream("arithmetic", "adaptive", seed=2), 40)]
+    b = [t.to_json() for t in answer_all(TaskStream.from_families("arithmetic", "adaptive", seed=2), 40)]
     assert a == b
 
 
@@ -53,7 +53,7 @@ def test_observe_routes_to_the_controller_and_moves_difficulty() -> None:
     import math
     import random
 
-    stream = TaskStream("arithmetic", "adaptive", seed=0, batch=8)
+    stream = TaskStream.from_families("arithmetic", "adaptive", seed=0, batch=8)
     ctrl = stream.mixture.controllers["arithmetic"]
     rng = random.Random(0)
     late = []
@@ -76,7 +76,7 @@ def test_observe_routes_to_the_controller_and_moves_difficulty() -> None:
 
 def test_run_log_written(tmp_path) -> None:
     log = tmp_path / "run.jsonl"
-    stream = TaskStream("arithmetic", "uniform", seed=0, log_path=log, batch=4)
+    stream = TaskStream.from_families("arithmetic", "uniform", seed=0, log_path=log, batch=4)
     answer_all(stream, 10)
     stream.close()
     recs = [json.loads(line) for line in log.read_text().splitlines()]
@@ -84,7 +84,17 @@ def test_run_log_written(tmp_path) -> None:
     props = [r for r in recs if r["event"] == "propose"]
     assert len(obs) == 10 and len(props) >= 10
     r = obs[0]
-    for key in ("step", "family", "cell", "params", "difficulty", "rewards", "pass_rate", "predicted_p", "predicted_zero_var"):
+    for key in (
+        "step",
+        "family",
+        "cell",
+        "params",
+        "difficulty",
+        "rewards",
+        "pass_rate",
+        "predicted_p",
+        "predicted_zero_var",
+    ):
         assert key in r
     assert r["pass_rate"] in (0.0, 1.0) and len(r["rewards"]) == 8
 
@@ -96,7 +106,7 @@ def test_plot_command(tmp_path) -> None:
     from taskforge.cli import app
 
     log = tmp_path / "run.jsonl"
-    stream = TaskStream(["arithmetic"], "adaptive", seed=0, log_path=log)
+    stream = TaskStream.from_families(["arithmetic"], "adaptive", seed=0, log_path=log)
     answer_all(stream, 40)
     stream.close()
     out = tmp_path / "run.png"
@@ -110,11 +120,11 @@ def test_plot_command(tmp_path) -> None:
 
 
 def test_state_round_trip_resumes_exactly() -> None:
-    a = TaskStream("arithmetic", "adaptive", seed=3, batch=8)
+    a = TaskStream.from_families("arithmetic", "adaptive", seed=3, batch=8)
     answer_all(a, 30)
     held = next(a)  # handed out, not yet observed, when the checkpoint is taken
     state = json.loads(json.dumps(a.state_dict()))
-    b = TaskStream("arithmetic", "adaptive", seed=3, batch=8)
+    b = TaskStream.from_families("arithmetic", "adaptive", seed=3, batch=8)
     b.load_state_dict(state)
     assert b.observe(held.id, [1.0] * 8) and a.observe(held.id, [1.0] * 8)
     assert [t.id for t in answer_all(a, 30)] == [t.id for t in answer_all(b, 30)]
@@ -123,11 +133,11 @@ def test_state_round_trip_resumes_exactly() -> None:
 def test_mixture_stream_and_saturn_needs_an_evaluator() -> None:
     space = KnobSpace.from_generator(Arithmetic)
     mix = Mixture({"arithmetic": make_controller("fixed", space=space, per_level=4)}, seed=0)
-    stream = TaskStream(mix, None, seed=0, batch=4)
+    stream = TaskStream(mix, seed=0, batch=4)
     tasks = answer_all(stream, 12)
     assert [space.nearest_level(t.meta["cell"]) for t in tasks] == [0] * 4 + [1] * 4 + [2] * 4
     with pytest.raises(ValueError, match="evaluator"):
-        TaskStream("arithmetic", "saturn", seed=0)
+        TaskStream.from_families("arithmetic", "saturn", seed=0)
     calls = []
 
     def evaluator(tasks: list[Task]) -> list[float]:
@@ -135,7 +145,13 @@ def test_mixture_stream_and_saturn_needs_an_evaluator() -> None:
         assert all(t.split == "val" for t in tasks)
         return [1.0] * len(tasks)
 
-    s = TaskStream("arithmetic", "saturn", seed=0, evaluator=evaluator, controller_settings={"check_every": 4, "eval_size": 3})
+    s = TaskStream.from_families(
+        "arithmetic",
+        "saturn",
+        seed=0,
+        evaluator=evaluator,
+        controller_settings={"check_every": 4, "eval_size": 3},
+    )
     answer_all(s, 8)
     ctrl = s.mixture.controllers["arithmetic"]
     assert calls == [3, 3] and ctrl.eval_rollouts == 6 and ctrl.level == 2
@@ -143,7 +159,7 @@ def test_mixture_stream_and_saturn_needs_an_evaluator() -> None:
 
 def test_as_hf_dataset_columns() -> None:
     pytest.importorskip("datasets")
-    stream = TaskStream("arithmetic", "adaptive", seed=0)
+    stream = TaskStream.from_families("arithmetic", "adaptive", seed=0)
     ds = stream.as_hf_dataset()
     it = iter(ds)
     rows = [next(it) for _ in range(3)]
@@ -162,7 +178,7 @@ def test_trl_grpo_trainer_accepts_the_stream(tmp_path, tiny_causal_lm) -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     model, tokenizer = tiny_causal_lm
-    stream = TaskStream("arithmetic", "adaptive", seed=0, group_size=4, batch=4)
+    stream = TaskStream.from_families("arithmetic", "adaptive", seed=0, group_size=4, batch=4)
     seen: list[str] = []
 
     def reward(completions, task, task_id, **kwargs):
@@ -191,7 +207,11 @@ def test_trl_grpo_trainer_accepts_the_stream(tmp_path, tiny_causal_lm) -> None:
         seed=0,
     )
     trainer = GRPOTrainer(
-        model=model, reward_funcs=reward, args=config, train_dataset=stream.as_hf_dataset(), processing_class=tokenizer
+        model=model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=stream.as_hf_dataset(),
+        processing_class=tokenizer,
     )
     trainer.train()
     assert trainer.state.global_step == 2
@@ -205,7 +225,7 @@ def test_two_families_share_the_stream() -> None:
 
     if "sat" not in families():
         pytest.skip("sat family not installed")
-    stream = TaskStream(["sat", "arithmetic"], "adaptive", seed=0, weights="adaptive", batch=8)
+    stream = TaskStream.from_families(["sat", "arithmetic"], "adaptive", seed=0, weights="adaptive", batch=8)
     tasks = answer_all(stream, 48, solve_below=10.0)
     fams = {t.family for t in tasks}
     assert fams == {"sat", "arithmetic"}
@@ -215,3 +235,44 @@ def test_two_families_share_the_stream() -> None:
     ctrls = stream.mixture.controllers
     assert ctrls["sat"].observed + ctrls["arithmetic"].observed == 48
     assert ctrls["sat"].observed > 0 and ctrls["arithmetic"].observed > 0
+
+
+def test_replay_hands_out_again_what_a_restarted_consumer_lost() -> None:
+    """A trainer's dataloader pulls the next step's prompts before the checkpoint: after a restart they
+    are gone with the old process. `replay=True` hands them out again, in order, so the restored stream
+    goes on exactly as the uninterrupted one."""
+    a = TaskStream.from_families("arithmetic", "adaptive", seed=4, batch=4)
+    answer_all(a, 12)
+    lost = [next(a) for _ in range(3)]  # pulled ahead, not yet observed
+    state = json.loads(json.dumps(a.state_dict()))
+    b = TaskStream.from_families("arithmetic", "adaptive", seed=4, batch=4)
+    b.load_state_dict(state, replay=True)
+    again = [next(b) for _ in range(3)]
+    assert [t.to_json() for t in again] == [t.to_json() for t in lost]
+    assert b.consumed == a.consumed
+    for t in lost:
+        assert a.observe(t.id, [1.0] * 8) and b.observe(t.id, [1.0] * 8)
+    assert [t.id for t in answer_all(a, 20)] == [t.id for t in answer_all(b, 20)]
+    assert json.dumps(a.state_dict()) == json.dumps(b.state_dict())
+
+
+def test_proposal_travels_in_meta_and_stream_is_released() -> None:
+    import gc
+    import weakref
+
+    from taskforge.curricula.stream import Proposal, _Handle
+
+    stream = TaskStream.from_families("arithmetic", "adaptive", seed=0, batch=2)
+    task = next(stream)
+    prop = Proposal.from_meta(task.meta)
+    assert prop.family == "arithmetic" and prop.index == 0 and prop.record()["cell"] == task.meta["cell"]
+    assert Proposal.from_meta(json.loads(json.dumps(prop.record()))) == prop
+    with pytest.raises(TypeError, match="from_families"):
+        TaskStream("arithmetic")  # type: ignore[arg-type]
+    stream.as_hf_dataset()
+    assert id(stream) in _Handle._live
+    ref = weakref.ref(stream)
+    stream.close()
+    del stream, task
+    gc.collect()
+    assert ref() is None  # neither the registry nor a dropped dataset keeps a finished stream alive

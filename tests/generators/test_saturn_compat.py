@@ -17,14 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from taskforge.cli import app
+from taskforge.generators.sat.records import export_saturn, record_to_task
 from taskforge.generators.sat.saturn import (
     RECORD_FIELDS,
     SaturnFormatError,
-    export_saturn,
     format_letters,
     parse_letters,
     read_records,
-    record_to_task,
     saturn_prompt,
     task_to_record,
 )

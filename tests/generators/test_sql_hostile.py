@@ -10,7 +10,7 @@ import pytest
 
 import taskforge
 from taskforge.generators import sql as S
-from taskforge.generators.sql import box as sqlbox
+from taskforge.generators.sql import box, judge
 from taskforge.registry import get_generator
 from taskforge.task import Task
 
@@ -25,9 +25,9 @@ def task() -> Task:
 
 def fingerprint(task: Task) -> list[str]:
     """A hash of every row of every table of every instance, read in the process that ran the answers."""
-    if not S.ISOLATE:
-        return S.fingerprint(task.check)
-    status, result = S._worker.call("fingerprint", S.task_key(task.check), task.check, "", 30.0)
+    if not S.settings.isolate:
+        return judge.fingerprint(task.check)
+    status, result = S.WORKER.call("fingerprint", judge.task_key(task.check), task.check, "", 30.0)
     assert status == "ok", (status, result)
     return result
 
@@ -36,47 +36,47 @@ def fenced(sql: str) -> str:
     return f"```sql\n{sql}\n```"
 
 
-def test_write_attempts_are_rejected(task: Task, tmp_path) -> None:
-    table = task.check["schema"][0]["name"]
-    target = tmp_path / "leak.csv"
+WRITE_ATTACKS = [  # templates: {table} a table of the task, {target} a file, {tmp} a folder
+    "SELECT 1; DROP TABLE {table}",
+    "SELECT * FROM {table}; DELETE FROM {table}",
+    "WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
+    "WITH d AS (UPDATE {table} SET id = id + 1000 RETURNING *) SELECT * FROM d",
+    "WITH d AS (INSERT INTO {table} (id) VALUES (99999) RETURNING *) SELECT * FROM d",
+    "DELETE FROM {table}",
+    "UPDATE {table} SET id = 0",
+    "INSERT INTO {table} (id) VALUES (424242)",
+    "DROP TABLE {table}",
+    "CREATE TABLE pwn AS SELECT * FROM {table}",
+    "CREATE TEMP TABLE {table} AS SELECT 1 AS id",  # would shadow the real table for later samples
+    "CREATE MACRO {table}_m() AS 1",
+    "ALTER TABLE {table} RENAME TO gone",
+    "COPY {table} TO '{target}'",
+    "COPY (SELECT 42) TO '{target}' (FORMAT csv)",
+    "EXPORT DATABASE '{tmp}/dump'",
+    "ATTACH '{tmp}/other.duckdb' AS other",
+    "DETACH memory",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "PRAGMA enable_profiling",
+    "PRAGMA database_list",
+    "SET threads = 8",
+    "SET enable_external_access = true",
+    "RESET lock_configuration",
+    "CALL pragma_version()",
+    "CHECKPOINT",
+    "EXPLAIN SELECT 1",
+    "USE memory",
+    "BEGIN TRANSACTION",
+    "VACUUM",
+]
+
+
+@pytest.mark.parametrize("attack", WRITE_ATTACKS)
+def test_write_attempts_are_rejected(task: Task, tmp_path, attack: str) -> None:
+    sql = attack.format(table=task.check["schema"][0]["name"], target=tmp_path / "leak.csv", tmp=tmp_path)
     before, files_before = fingerprint(task), sorted(os.listdir(tmp_path))
-    attacks = [
-        f"SELECT 1; DROP TABLE {table}",
-        f"SELECT * FROM {table}; DELETE FROM {table}",
-        f"WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
-        f"WITH d AS (UPDATE {table} SET id = id + 1000 RETURNING *) SELECT * FROM d",
-        f"WITH d AS (INSERT INTO {table} (id) VALUES (99999) RETURNING *) SELECT * FROM d",
-        f"DELETE FROM {table}",
-        f"UPDATE {table} SET id = 0",
-        f"INSERT INTO {table} (id) VALUES (424242)",
-        f"DROP TABLE {table}",
-        f"CREATE TABLE pwn AS SELECT * FROM {table}",
-        f"CREATE TEMP TABLE {table} AS SELECT 1 AS id",  # would shadow the real table for later samples
-        f"CREATE MACRO {table}_m() AS 1",
-        f"ALTER TABLE {table} RENAME TO gone",
-        f"COPY {table} TO '{target}'",
-        f"COPY (SELECT 42) TO '{target}' (FORMAT csv)",
-        f"EXPORT DATABASE '{tmp_path}/dump'",
-        f"ATTACH '{tmp_path}/other.duckdb' AS other",
-        "DETACH memory",
-        "INSTALL httpfs",
-        "LOAD httpfs",
-        "PRAGMA enable_profiling",
-        "PRAGMA database_list",
-        "SET threads = 8",
-        "SET enable_external_access = true",
-        "RESET lock_configuration",
-        "CALL pragma_version()",
-        "CHECKPOINT",
-        "EXPLAIN SELECT 1",
-        "USE memory",
-        "BEGIN TRANSACTION",
-        "VACUUM",
-    ]
-    for sql in attacks:
-        verdict = GEN.safe_verify(task, fenced(sql))
-        assert verdict.reason == "rejected", (sql, verdict)
-        assert not verdict.passed
+    verdict = GEN.safe_verify(task, fenced(sql))
+    assert verdict.reason == "rejected" and not verdict.passed, verdict
     assert fingerprint(task) == before
     assert sorted(os.listdir(tmp_path)) == files_before
     assert GEN.safe_verify(task, GEN.gold_response(task)).passed
@@ -85,38 +85,42 @@ def test_write_attempts_are_rejected(task: Task, tmp_path) -> None:
 def test_the_read_only_database_is_the_real_guard(task: Task) -> None:
     """Past the statement checks, a data-modifying CTE still cannot write: the database is read-only."""
     table = task.check["schema"][0]["name"]
-    before = S.fingerprint(task.check)
-    con = S.instances(task.check).connections[0]
-    for sql in (f"WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
-                f"WITH d AS (UPDATE {table} SET id = -id RETURNING id) SELECT * FROM d"):
-        out = sqlbox.run_query(con, sql, timeout_s=2, max_rows=10)
+    before = judge.fingerprint(task.check)
+    con = judge.instances(task.check).connections[0]
+    for sql in (
+        f"WITH d AS (DELETE FROM {table} RETURNING *) SELECT count(*) FROM d",
+        f"WITH d AS (UPDATE {table} SET id = -id RETURNING id) SELECT * FROM d",
+    ):
+        out = box.run_query(con, sql, timeout_s=2, max_rows=10)
         assert out.reason == "rejected" and "read-only" in out.error, out
-    assert S.fingerprint(task.check) == before
+    assert judge.fingerprint(task.check) == before
 
 
-def test_host_access_is_blocked(task: Task) -> None:
-    attacks = [
-        "SELECT * FROM read_csv('/etc/passwd')",
-        "SELECT * FROM read_csv_auto('/etc/passwd', header = false)",
-        "SELECT * FROM '/etc/passwd'",
-        "SELECT content FROM read_text('/etc/hostname')",
-        "SELECT * FROM read_blob('/etc/shadow')",
-        "SELECT * FROM glob('/*')",
-        "SELECT * FROM read_parquet('https://example.com/x.parquet')",
-        "SELECT * FROM read_json('/proc/self/environ')",
-    ]
-    for sql in attacks:
-        verdict = GEN.safe_verify(task, fenced(sql))
-        assert not verdict.passed and verdict.reason in ("rejected", "wrong"), (sql, verdict)
-        assert "root:" not in repr(verdict.details)
+HOST_ATTACKS = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_csv_auto('/etc/passwd', header = false)",
+    "SELECT * FROM '/etc/passwd'",
+    "SELECT content FROM read_text('/etc/hostname')",
+    "SELECT * FROM read_blob('/etc/shadow')",
+    "SELECT * FROM glob('/*')",
+    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+    "SELECT * FROM read_json('/proc/self/environ')",
+]
 
 
-def test_query_function_cannot_smuggle_statements(task: Task) -> None:
-    table = task.check["schema"][0]["name"]
+@pytest.mark.parametrize("sql", HOST_ATTACKS)
+def test_host_access_is_blocked(task: Task, sql: str) -> None:
+    verdict = GEN.safe_verify(task, fenced(sql))
+    assert not verdict.passed and verdict.reason in ("rejected", "wrong"), verdict
+    assert "root:" not in repr(verdict.details)
+
+
+@pytest.mark.parametrize("inner", ["DROP TABLE {table}", "DELETE FROM {table}", "INSTALL httpfs"])
+def test_query_function_cannot_smuggle_statements(task: Task, inner: str) -> None:
     before = fingerprint(task)
-    for inner in (f"DROP TABLE {table}", f"DELETE FROM {table}", "INSTALL httpfs"):
-        verdict = GEN.safe_verify(task, fenced(f"SELECT * FROM query('{inner}')"))
-        assert not verdict.passed, verdict
+    inner = inner.format(table=task.check["schema"][0]["name"])
+    verdict = GEN.safe_verify(task, fenced(f"SELECT * FROM query('{inner}')"))
+    assert not verdict.passed, verdict
     assert fingerprint(task) == before
 
 
@@ -149,17 +153,29 @@ def test_billion_rows_are_bounded(task: Task) -> None:
     assert GEN.safe_verify(task, GEN.gold_response(task)).passed
 
 
-def test_uninterruptible_builders_are_refused(task: Task) -> None:
+UNINTERRUPTIBLE = [
+    "SELECT len(range(1000000000))",
+    "SELECT * FROM range(1000000000)",
+    "SELECT \"RePeat\"('x', 1000000000)",
+    "SELECT lpad('', 1000000000, 'x')",
+    "SELECT len(list_resize([1], 1000000000))",
+    "SELECT printf('%1000000000d', 1)",
+    "SELECT * FROM generate_series(1, 1000000000)",
+]
+
+
+@pytest.mark.parametrize("sql", UNINTERRUPTIBLE)
+def test_uninterruptible_builders_are_refused(task: Task, sql: str) -> None:
     """DuckDB checks for interrupts between chunks, not inside one function call: these would run for
     minutes past the deadline, so they are refused by name before running."""
-    for sql in ("SELECT len(range(1000000000))", "SELECT * FROM range(1000000000)",
-                "SELECT \"RePeat\"('x', 1000000000)", "SELECT lpad('', 1000000000, 'x')",
-                "SELECT len(list_resize([1], 1000000000))", "SELECT printf('%1000000000d', 1)",
-                "SELECT * FROM generate_series(1, 1000000000)"):
-        start = time.monotonic()
-        verdict = GEN.safe_verify(task, fenced(sql))
-        assert verdict.reason == "rejected" and time.monotonic() - start < 2, (sql, verdict)
-    # The words alone, as names or strings, are fine.
+    # A text the memo has not seen starts the worker if needed, so only the refusal is timed.
+    assert GEN.safe_verify(task, fenced(f"{task.answer}\n-- warm up")).passed
+    start = time.monotonic()
+    verdict = GEN.safe_verify(task, fenced(sql))
+    assert verdict.reason == "rejected" and time.monotonic() - start < 2, verdict
+
+
+def test_the_refused_names_alone_are_fine(task: Task) -> None:
     assert GEN.safe_verify(task, fenced("SELECT 'repeat' AS range")).reason == "wrong"
 
 
@@ -175,8 +191,10 @@ def test_memory_bomb_stays_in_the_worker(task: Task) -> None:
 
 
 def test_huge_strings(task: Task) -> None:
-    for sql in ("SELECT string_agg(md5(a.id::VARCHAR || b.id::VARCHAR || c.id::VARCHAR), '') FROM "
-                + ", ".join(f"{task.check['schema'][0]['name']} AS {x}" for x in "abc"),):
+    for sql in (
+        "SELECT string_agg(md5(a.id::VARCHAR || b.id::VARCHAR || c.id::VARCHAR), '') FROM "
+        + ", ".join(f"{task.check['schema'][0]['name']} AS {x}" for x in "abc"),
+    ):
         verdict = GEN.safe_verify(task, fenced(sql))
         assert not verdict.passed and verdict.reason in ("wrong", "timeout"), (sql, verdict)
     # A 50 MB response and a 1 MB query are refused before DuckDB sees them.
@@ -189,9 +207,21 @@ def test_huge_strings(task: Task) -> None:
 def test_garbage_never_raises(task: Task) -> None:
     rng = random.Random(7)
     samples: list[object] = [
-        None, 42, b"SELECT 1", "", "```sql", "```sql\n", "```\n```", "<answer></answer>", "<answer>;;;</answer>",
-        fenced(";"), fenced("-- only a comment"), fenced("/* unterminated"), fenced("SELECT '\x00'"),
-        fenced("SELECT 'ünïcödé ☃', '\ud800'"), fenced("SELECT (((((((((((1)))))))))))"),
+        None,
+        42,
+        b"SELECT 1",
+        "",
+        "```sql",
+        "```sql\n",
+        "```\n```",
+        "<answer></answer>",
+        "<answer>;;;</answer>",
+        fenced(";"),
+        fenced("-- only a comment"),
+        fenced("/* unterminated"),
+        fenced("SELECT '\x00'"),
+        fenced("SELECT 'ünïcödé ☃', '\ud800'"),
+        fenced("SELECT (((((((((((1)))))))))))"),
         fenced("SELECT " + "(" * 5000 + "1" + ")" * 5000),
     ]
     alphabet = "SELECT FROM WHERE ();,'\"`*\\\n\t-/"
@@ -201,15 +231,21 @@ def test_garbage_never_raises(task: Task) -> None:
     for response in samples:
         verdict = GEN.safe_verify(task, response)  # type: ignore[arg-type]
         assert not verdict.passed
-        assert verdict.reason in ("no_answer", "malformed", "rejected", "wrong", "timeout"), (response, verdict)
+        assert verdict.reason in ("no_answer", "malformed", "rejected", "wrong", "timeout"), (
+            response,
+            verdict,
+        )
     assert fingerprint(task) == before
 
 
 def test_settings_stay_locked(task: Task) -> None:
-    con = S.instances(task.check).connections[0]
-    settings = dict(con.execute(
-        "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration',"
-        " 'threads', 'autoload_known_extensions', 'autoinstall_known_extensions', 'access_mode')").fetchall())
+    con = judge.instances(task.check).connections[0]
+    settings = dict(
+        con.execute(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration',"
+            " 'threads', 'autoload_known_extensions', 'autoinstall_known_extensions', 'access_mode')"
+        ).fetchall()
+    )
     assert settings["enable_external_access"] == "false"
     assert settings["lock_configuration"] == "true"
     assert settings["threads"] == "1"
@@ -218,15 +254,17 @@ def test_settings_stay_locked(task: Task) -> None:
 
 
 def test_worker_is_killed_at_the_hard_deadline_and_restarts(task: Task) -> None:
-    if not S.ISOLATE:
+    if not S.settings.isolate:
         pytest.skip("answers run in-process (TASKFORGE_SQL_ISOLATE=0)")
     GEN.safe_verify(task, GEN.gold_response(task))  # worker up, databases built
-    first = S._worker._proc.pid
-    status, _ = S._worker.call("judge", S.task_key(task.check), task.check, cross(task, 12, "count(*)"), 0.05)
+    first = S.WORKER.pid
+    assert first is not None
+    key = judge.task_key(task.check)
+    status, _ = S.WORKER.judge(key, task.check, cross(task, 12, "count(*)"), deadline_s=0.05)
     assert status == "timeout"
-    assert S._worker._proc is None  # killed, not left running
+    assert S.WORKER.pid is None  # killed, not left running
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)
     again = f"```sql\n{task.answer}\n-- again\n```"  # a new text: the memo does not answer
     assert GEN.safe_verify(task, again).passed  # a fresh worker, databases rebuilt
-    assert S._worker._proc.pid != first
+    assert S.WORKER.pid not in (None, first)

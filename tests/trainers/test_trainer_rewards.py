@@ -21,7 +21,7 @@ def _batch(tasks, answers_per_task):
 def test_rewards_and_groups_reach_the_observer():
     tasks = list(taskforge.generate("arithmetic", 3, level=2, seed=0))
     seen = []
-    reward = TaskReward(4, lambda tid, rs: seen.append((tid, rs)))
+    reward = TaskReward(4, lambda tid, rs, step=None: seen.append((tid, rs)))
     answers = [
         [f"<answer>{tasks[0].answer}</answer>"] * 4,
         [f"<answer>{tasks[1].answer}</answer>", "no", "<answer>1</answer>", f"\\boxed{{{tasks[1].answer}}}"],
@@ -35,13 +35,40 @@ def test_rewards_and_groups_reach_the_observer():
     assert stats["pass_rate/arithmetic"] == 6 / 12
     assert stats[f"pass_rate/arithmetic/{level_label(tasks[0])}"] == 6 / 12
     assert stats["taskforge/frac_groups_zero_var"] == 2 / 3 and stats["taskforge/groups"] == 3
+    assert stats[f"cells/arithmetic/{level_label(tasks[0])}"] == 1.0  # every group at that level
     assert reward.stats.drain() == {}  # drained
+
+
+def test_groups_split_across_ranks_are_gathered_and_routed_once_in_global_order():
+    """Two simulated ranks, G=4, 6 completions each: the middle task's group straddles the ranks. Each rank
+    scores its own slice; the gather gives both the global list, and both route the same three groups."""
+    tasks = list(taskforge.generate("arithmetic", 3, level=1, seed=3))
+    answers = [[f"<answer>{t.answer}</answer>", "x", "x", "x"] for t in tasks]
+    cols, comps = _batch(tasks, answers)
+    halves = [(cols[:6], comps[:6]), (cols[6:], comps[6:])]
+    scored_by_rank = [None, None]
+    seen = [[], []]
+    rewards = [
+        TaskReward(4, lambda tid, rs, step=None, r=r: seen[r].append((tid, rs, step)),
+                   gather=lambda local, r=r: [s for rank in scored_by_rank for s in rank])
+        for r in range(2)
+    ]
+    for r in range(2):  # what gather_object returns on each rank: every rank's outcomes in rank order
+        scored_by_rank[r] = TaskReward(4).score(halves[r][1], halves[r][0])
+    logged = {}
+    state = type("State", (), {"global_step": 6})()
+    outs = [rewards[r](completions=halves[r][1], task=halves[r][0], trainer_state=state,
+                       log_metric=lambda k, v: logged.__setitem__(k, v)) for r in range(2)]
+    assert outs == [[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]  # each rank its own slice
+    expected = [(t.id, [1.0, 0.0, 0.0, 0.0], 7) for t in tasks]
+    assert seen[0] == seen[1] == expected
+    assert logged["pass_rate/arithmetic"] == 3 / 12 and logged["taskforge/groups"] == 3
 
 
 def test_group_split_across_calls_and_repeated_task():
     (task,) = taskforge.generate("arithmetic", 1, level=0, seed=1)
     seen = []
-    reward = TaskReward(4, lambda tid, rs: seen.append(rs))
+    reward = TaskReward(4, lambda tid, rs, step=None: seen.append(rs))
     good, bad = f"<answer>{task.answer}</answer>", "<answer>x</answer>"
     cols, comps = _batch([task], [[good, bad]])
     reward(completions=comps, task=cols)

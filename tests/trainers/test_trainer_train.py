@@ -169,7 +169,8 @@ def test_end_to_end_mix_adaptive_checkpoint_resume(tiny_model, tmp_path):
         assert 0.0 <= r["taskforge/predicted_zero_var"] <= 1.0
         assert r["taskforge/frac_groups_zero_var"] == pytest.approx(r["frac_reward_zero_std"])
         assert any(k.startswith("pass_rate/") and k.count("/") == 2 for k in r)  # per family and level
-        assert sum(r["taskforge/choices"].values()) == groups_per_step
+        assert sum(v for k, v in r.items() if k.startswith("cells/")) == pytest.approx(1.0)  # shares of the groups
+        assert r["taskforge/groups"] == groups_per_step and r["curriculum/arithmetic/observed"] >= 1
     families = {k.split("/")[1] for r in steps for k in r if k.startswith("pass_rate/")}
     assert families == {"arithmetic", "sat"}
 

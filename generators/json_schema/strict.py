@@ -1,0 +1,163 @@
+"""Strict JSON answers: size and nesting limits checked before parsing, a parser that refuses what JSON
+should not hold, schema validation with a compiled-validator cache, and the prompt's constraints.
+
+Pure functions of the task record and the response.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import jsonschema_rs
+
+from taskforge.cache import IdentityLRU
+from taskforge.extract import extract_answer, extract_fenced
+
+MAX_RESPONSE_CHARS = 2_000_000  # a whole response beyond this is rejected before anything is copied
+MIN_ANSWER_CHARS = 4096  # the answer limit of a task is max(this, 16 x its gold answer)
+MAX_DEPTH = 32  # nesting limit of an answer; generated instances stay far below it
+MAX_FENCES = 64  # code fences in a response without an <answer> block
+
+# A whole JSON string (escapes included), a bracket, or a lone quote that opens a string never closed.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
+
+
+def nesting_depth(text: str, limit: int) -> int:
+    """Deepest [ / { nesting outside strings, stopping as soon as it exceeds `limit` (linear, no parse).
+
+    An unterminated string ends the scan: json.loads fails there too, without going any deeper."""
+    depth = peak = 0
+    for m in _TOKEN.finditer(text):
+        c = text[m.start()]
+        if c == '"':
+            if m.end() - m.start() == 1:
+                break
+        elif c in "[{":
+            depth += 1
+            if depth > peak:
+                peak = depth
+                if peak > limit:
+                    return peak
+        else:
+            depth -= 1
+    return peak
+
+
+class StrictJSONError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise StrictJSONError(f"duplicate key {dup[:40]!r}")
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise StrictJSONError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf in Python; JSON has no infinity
+        raise StrictJSONError(f"number {text[:40]} overflows")
+    return value
+
+
+def parse_strict(text: str, max_chars: int, max_depth: int = MAX_DEPTH) -> tuple[Any, str | None]:
+    """(value, None) or (None, why). Limits are checked before json.loads sees the text."""
+    if len(text) > max_chars:
+        return None, f"answer has {len(text)} characters, limit {max_chars}"
+    if nesting_depth(text, max_depth) > max_depth:
+        return None, f"nesting deeper than {max_depth}"
+    try:
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, StrictJSONError, int digit limit
+        return None, f"{type(exc).__name__}: {exc}"[:200]
+    return value, None
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: true/false are not numbers, 1 == 1.0, object key order is irrelevant."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+# The G responses to one prompt share one schema object: the cache finds it by identity, without hashing.
+VALIDATORS: IdentityLRU[Any] = IdentityLRU(512)
+
+
+def compiled_validator(schema: dict[str, Any]) -> Any:
+    """A jsonschema-rs Draft 2020-12 validator, compiled once per schema (LRU keyed by its content)."""
+    return VALIDATORS.get(schema, lambda: jsonschema_rs.Draft202012Validator(schema, validate_formats=True))
+
+
+def schema_error(schema: dict[str, Any], value: Any) -> str | None:
+    """None when `value` validates, else the first error (path and message, truncated)."""
+    validator = compiled_validator(schema)
+    if validator.is_valid(value):
+        return None
+    err = next(iter(validator.iter_errors(value)), None)
+    if err is None:
+        return "invalid"
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.instance_path) or "(root)"
+    return f"{path}: {err.message}"[:300]
+
+
+def render_path(path: list[str | int]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out or "(the whole object)"
+
+
+def lookup(value: Any, path: list[str | int]) -> tuple[bool, Any]:
+    for p in path:
+        if isinstance(p, int):
+            if not isinstance(value, list) or p >= len(value):
+                return False, None
+        elif not isinstance(value, dict) or p not in value:
+            return False, None
+        value = value[p]
+    return True, value
+
+
+def constraint_holds(value: Any, c: dict[str, Any]) -> bool:
+    if c["op"] == "absent":
+        found, parent = lookup(value, c["path"][:-1])
+        return found and isinstance(parent, dict) and c["path"][-1] not in parent
+    found, node = lookup(value, c["path"])
+    if not found:
+        return False
+    if c["op"] == "equals":
+        return json_equal(node, c["value"])
+    return isinstance(node, list) and len(node) == c["value"]  # "length"
+
+
+def read_json_answer(response: str) -> tuple[str | None, str | None]:
+    """(text, None): the <answer> block (a ```json fence inside it unwrapped), else the last fenced json
+    block; (None, None) when there is neither; (None, why) when the fences are too many to scan."""
+    text = extract_answer(response)
+    if text is not None and not text.startswith("```"):
+        return text, None
+    source = response if text is None else text
+    # A real answer has a few fences at most; thousands are noise, refused before any scan.
+    if source.count("```") > MAX_FENCES:
+        return None, f"more than {MAX_FENCES} code fences"
+    inner = extract_fenced(source, "json")
+    return (text if inner is None else inner), None
