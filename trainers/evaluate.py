@@ -307,19 +307,18 @@ def sample_openai(
     out: Completions = [[("", None)] * s.samples for _ in items]
     left = [s.samples] * len(items)
     seeds = iter(_seeds(items, s))
-    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max(1, concurrency))
+    try:
         futures = [pool.submit(one, i, j, next(seeds)) for i in range(len(items)) for j in range(s.samples)]
-        try:
-            for fut in as_completed(futures):
-                i, j, text, ntok = fut.result()
-                out[i][j] = (text, ntok)
-                left[i] -= 1
-                if progress is not None:
-                    progress(int(left[i] == 0), 1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        for fut in as_completed(futures):
+            i, j, text, ntok = fut.result()
+            out[i][j] = (text, ntok)
+            left[i] -= 1
+            if progress is not None:
+                progress(int(left[i] == 0), 1)
+    finally:
+        # On an error or Ctrl-C, drop the queued requests rather than wait for all of them.
+        pool.shutdown(wait=False, cancel_futures=True)
     return out
 
 
