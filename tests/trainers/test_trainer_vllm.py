@@ -128,7 +128,8 @@ def test_eval_with_vllm(tiny_model, tmp_path):
     res = evaluate(str(tiny_model), tasks_file=f, backend="vllm", samples=4, ks=[1, 2, 4], max_tokens=8,
                    output_dir=tmp_path / "out")
     (group,) = res.groups.values()
-    assert group["n_tasks"] == 3 and group["samples"] == 4 and 1 <= group["average_tokens"] <= 8
+    # Tokens as Saturn counts them (the decoded text re-tokenized), which can exceed the 8 generated.
+    assert group["n_tasks"] == 3 and group["samples"] == 4 and group["average_tokens"] > 0
     lines = [json.loads(x) for x in (tmp_path / "out" / "completions.jsonl").read_text().splitlines()]
     assert len(lines) == 12
     # Every completion has its own seed: the 4 samples of one prompt are different draws.
