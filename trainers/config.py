@@ -16,6 +16,7 @@
     eval_every: 10                    # held-out pass@1 per level at step 0 and every 10 steps (0: off)
     eval: {levels: [0, 1, 2], tasks_per_level: 4, samples: 4}   # test split; default levels: all
     reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
+    length_reward: {method: hapo, weight: 0.2}   # optional: laser, laser_d, hapo, shorter_better
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ GRPO_DEFAULTS = {
 }
 TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
-    "format_reward", "verify_workers", "stream", "reward", "eval_every", "eval",
+    "format_reward", "verify_workers", "stream", "reward", "eval_every", "eval", "length_reward",
     "merge_lora",
 }
 # The held-out evaluation during training (`eval_every: N`): test-split tasks at chosen levels of each
@@ -84,6 +85,7 @@ class TrainConfig:
     eval_every: int = 0  # steps between held-out evaluations (and one at step 0); 0: none
     eval: dict[str, Any] = field(default_factory=lambda: dict(EVAL_DEFAULTS))
     reward: str = "verifier"  # "saturn": Saturn's 1 / 0 / -1 reward for SAT tasks
+    length_reward: dict[str, Any] | None = None  # {method: laser|laser_d|hapo|shorter_better, weight, ...}
 
     @property
     def group_size(self) -> int:
@@ -112,8 +114,11 @@ class TrainConfig:
         if self.use_vllm:
             kw["use_vllm"] = True
             kw["vllm_mode"] = self.vllm_mode
-        if self.format_reward:
-            kw.setdefault("reward_weights", [1.0, float(self.format_reward)])
+        weights = [1.0] + [float(self.format_reward)] * bool(self.format_reward)
+        if self.length_reward:  # the order of reward_funcs in trainers/grpo.py
+            weights.append(float(self.length_reward.get("weight", 0.2)))
+        if len(weights) > 1:
+            kw.setdefault("reward_weights", weights)
         # TRL turns (gradient) activation checkpointing on. On a CPU there is no device memory to save and it
         # cost 16% of the tiny model's step, so it is off there unless asked for; on a GPU it stays on. Set
         # under its transformers-5 name: the old `gradient_checkpointing` alias warns on every config built.
@@ -189,6 +194,7 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         eval_every=int(raw.get("eval_every", 0) or 0),
         eval={**EVAL_DEFAULTS, **dict(raw.get("eval") or {})},
         reward=str(raw.get("reward", "verifier")),
+        length_reward=raw.get("length_reward"),
     )
     validate(cfg)
     return cfg
@@ -244,6 +250,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"reward must be verifier or saturn, got {cfg.reward!r}")
     if cfg.reward == "saturn" and not any(t.family == "sat" for t in cfg.tasks):
         raise ConfigError("reward: saturn scores SAT tasks; the mix has no `sat` family")
+    if cfg.length_reward is not None:
+        from taskforge.trainers.shaping import check_length_reward
+
+        problem = check_length_reward(cfg.length_reward, cfg.group_size)
+        if problem:
+            raise ConfigError(problem)
     _validate_grpo(cfg)
     _validate_controller(cfg)
 

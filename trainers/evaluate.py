@@ -568,13 +568,18 @@ def evaluate(
     model_name: str | None = None,
     scoring: str = "strict",
     tokenizer: str | Path | None = None,
+    surface: str | Sequence[str] | None = None,
     progress: bool = False,
 ) -> EvalResult:
     """Sample, verify, and write `completions.jsonl`, `results.json` (and Saturn's files for a bench dir).
 
-    `ks` defaults to DEFAULT_KS clipped to `samples`; an explicit k above `samples` is an error. Tokens are
-    counted as Saturn counts them with `tokenizer` (default: the model folder for hf and vllm; the openai
-    backend counts each completion's own usage unless a tokenizer folder is given)."""
+    `ks` defaults to DEFAULT_KS clipped to `samples`; an explicit k above `samples` is an error.
+
+    `surface` ("all" or form names, taskforge.surface): every task is asked in each form and pass@k is
+    reported per family/level@form and per form (`surface/<form>`); Saturn's per-level files are skipped.
+
+    Tokens are counted as Saturn counts them with `tokenizer` (default: the model folder for hf and vllm;
+    the openai backend counts each completion's own usage unless a tokenizer folder is given)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if scoring not in SCORINGS:
@@ -607,6 +612,8 @@ def evaluate(
         items = load_tasks_file(tasks_file, limit)  # type: ignore[arg-type]
     if not items:
         raise DatasetError("no tasks to evaluate")
+    if surface is not None:
+        items, by_level = surface_items(items, surface, seed), {}
     tok = load_tokenizer(tokenizer if tokenizer is not None else (model if backend != "openai" else None))
 
     s = Sampling(samples, temperature, top_p, max_tokens, seed)
@@ -618,6 +625,8 @@ def evaluate(
         else:
             completions = sample_openai(model, items, s, base_url, api_key, progress=report)  # type: ignore[arg-type]
     result = score(items, completions, ks, scoring, tok)
+    if surface is not None:
+        add_surface_summary(result, items, ks)
 
     out = Path(output_dir)
     name = model_name or default_model_name(model, backend)
@@ -629,6 +638,36 @@ def evaluate(
         write_saturn_level(out, level, name, level_items, texts, result.per_task[start:end], ks)
         start = end
     return result
+
+
+def surface_items(items: Sequence[EvalItem], surface: str | Sequence[str], seed: int = 0) -> list[EvalItem]:
+    """Each item once per surface form, reported under `<level>@<form>`."""
+    from taskforge.surface import parse_forms, render
+
+    try:
+        forms = parse_forms(surface)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    out = []
+    for form in forms:
+        for it in items:
+            task = render(it.task, form, seed)
+            out.append(EvalItem(task, f"{it.level}@{form}", task.messages))
+    return out
+
+
+def add_surface_summary(result: EvalResult, items: Sequence[EvalItem], ks: Sequence[int]) -> None:
+    """pass@k per surface form over all tasks (`surface/<form>` in `result.groups`)."""
+    per_form: dict[str, list[tuple[int, int, float | None]]] = defaultdict(list)
+    for it, row in zip(items, result.per_task, strict=True):
+        per_form[it.task.meta.get("surface", "plain")].append(row)
+    for form, rows in per_form.items():
+        summary: dict[str, Any] = {"n_tasks": len(rows), "samples": min(r[0] for r in rows)}
+        for k in ks:
+            if k <= summary["samples"]:
+                summary[f"pass@{k}"] = sum(pass_at_k(r[0], r[1], k) for r in rows) / len(rows)
+        summary["average_tokens"] = _mean_tokens(rows)
+        result.groups[f"surface/{form}"] = summary
 
 
 SATURN_LEVEL_DIR = re.compile(r"n\d+_k\d+_length\d+_sample\d+")

@@ -317,6 +317,16 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
     reward_funcs: list[Any] = [reward]
     if cfg.format_reward:
         reward_funcs.append(format_reward)
+    shaper = None
+    if cfg.length_reward:  # after format_reward: the order of cfg.grpo_kwargs()'s reward_weights
+        from taskforge.trainers import shaping
+
+        shaper = shaping.make_length_reward(
+            cfg.length_reward, cfg.group_size, correct=reward, max_completion_length=args.max_completion_length
+        )
+        if ckpt is not None:
+            shaping.load_shaping_state(shaper, ckpt)
+        reward_funcs.append(shaper)
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     if tokenizer.pad_token is None:
@@ -352,7 +362,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         train_dataset=stream.as_hf_dataset(),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[callback],
+        callbacks=[callback] + ([shaping.shaping_callback(shaper)] if shaper is not None else []),
     )
     callback.trainer = trainer
     callback.resumed_from = ckpt

@@ -136,6 +136,7 @@ class TaskReward:
         self.groups_routed = 0
         self.history: list[tuple[int, int]] = []  # (passes, completions) per reward call, global
         self._pending: tuple[str, list[Scored]] | None = None
+        self.last_outcome: tuple[list[str], list[bool]] | None = None  # read by trainers/shaping.py
         self._cache: dict[str, Task] = {}
 
     def _task(self, value: Any) -> Task:
@@ -169,6 +170,7 @@ class TaskReward:
         if "task" not in kwargs:
             raise ValueError("reward function needs the dataset's `task` column (the task JSON)")
         local = self.score(completions, kwargs["task"])
+        self.last_outcome = ([completion_text(c) for c in completions], [s.passed for s in local])
         scored = list(self.gather(local)) if self.gather is not None else local
         self.history.append((sum(s.passed for s in scored), len(scored)))
         for s in scored:

@@ -13,6 +13,7 @@ from taskforge.cli import data as _data  # noqa: E402,F401
 from taskforge.cli import demo as _demo  # noqa: E402,F401
 from taskforge.cli import export as _export  # noqa: E402,F401
 from taskforge.cli import families as _families  # noqa: E402,F401
+from taskforge.cli import integrations as _integrations  # noqa: E402,F401
 from taskforge.cli import plot as _plot  # noqa: E402,F401
 from taskforge.cli import sandbox as _sandbox  # noqa: E402,F401
 from taskforge.cli import train as _train  # noqa: E402,F401

@@ -73,6 +73,8 @@ def generate(
     split: str = typer.Option("train", help="train, val, test (disjoint) or any name"),
     workers: int = typer.Option(1, "--workers", "-w", help="generation processes"),
     resume: bool = typer.Option(False, help="complete a killed run of the same command"),
+    ray: bool = typer.Option(False, "--ray", help="render blocks on a Ray cluster (pip install 'taskforge[ray]')"),
+    ray_address: str = typer.Option("local", help="with --ray: local (start one), auto, or a cluster address"),
 ) -> None:
     """Generate a dataset, streamed to disk, atomically, resumable."""
     if mix and param:
@@ -82,6 +84,10 @@ def generate(
     spec = DatasetSpec(
         n=n, family=family, mix=parse_mix(mix), level=level, params=parse_params(param), seed=seed, split=split
     )
+    if ray:
+        from taskforge.cli.integrations import generate_on_ray
+
+        return generate_on_ray(spec, out, ray_address, resume)
     try:
         spec.validate()
         bar, jobs = progress_bar(), []  # the bar starts with the first rows, not before a refusal

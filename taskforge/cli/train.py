@@ -96,6 +96,9 @@ def eval_cmd(
         None, "--rescore", help="a Saturn results.jsonl (records + completions): score it again, no sampling"
     ),
     level: str = typer.Option(None, "--level", help="--rescore: level name (default: from Saturn's layout)"),
+    surface: str = typer.Option(
+        None, "--surface", help="surface forms to ask each task in: all, or e.g. plain,qa,numbers"
+    ),
 ) -> None:
     """Unbiased pass@k per family and level, and average completion tokens."""
     try:
@@ -106,6 +109,13 @@ def eval_cmd(
 
     if scoring not in SCORINGS:
         fail(f"--scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    if surface is not None:
+        from taskforge.surface import parse_forms
+
+        try:
+            parse_forms(surface)
+        except ValueError as exc:
+            fail(f"--surface: {exc}")
     if rescore is not None:
         _rescore(rescore, scoring, output, list(DEFAULT_KS) if ks is None else ks, model_name, level, tokenizer)
         return
@@ -124,7 +134,7 @@ def eval_cmd(
         model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
         base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, limit=limit, model_name=model_name, scoring=scoring,
-        tokenizer=tokenizer, progress=True,
+        tokenizer=tokenizer, surface=surface, progress=True,
     )
     _print_table(result, default_ks(samples) if ks is None else ks, f"pass@k ({samples} samples per task, scoring {scoring})")
     say(f"completions and results in {output}")

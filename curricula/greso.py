@@ -1,0 +1,236 @@
+"""GRESO: skip prompts of a fixed dataset before rollout when they keep giving uninformative groups.
+
+From "Act Only When It Pays: Efficient Reinforcement Learning for LLM Reasoning via Selective Rollouts"
+(Zheng et al., 2025). A GRPO group whose G rewards are all equal (all correct, or all wrong) has zero
+advantage and teaches nothing, and a prompt that gave such a group is likely to give one again. The rule,
+per prompt i, as we implement it:
+
+    z_i      = its current run of consecutive zero-variance groups (reset by a mixed group)
+    kind_i   = easy if its last group was all correct, hard if all wrong
+    P(roll out prompt i) = p_kind ** z_i            (1 for a prompt never seen or last mixed)
+
+so the skip probability 1 - p ** z grows with the run, and exploration keeps retrying every prompt. The
+exploration rates p_easy and p_hard adapt (GRESO's adaptive exploration): after every `adapt_every`
+observed groups, p_kind moves by `step` down when the share of zero-variance groups of that kind among
+the rolled-out prompts exceeds `target`, up otherwise, within [p_min, 1].
+
+It is the fixed-dataset counterpart of the adaptive controller (which skips cells predicted to give
+all-equal groups): a `datasets.IterableDataset` over a fixed list of tasks, walked epoch by epoch in a
+seeded order, fed by the reward function's group outcomes through `observe(task_id, rewards)` (the same
+hook as TaskStream), so it plugs into TRL's GRPOTrainer the way the stream does. The run log gets a
+`greso` record every `adapt_every` groups: skip rate, predicted vs observed zero-variance share, the
+exploration rates. The prediction for a rolled-out prompt is the empirical P(zero-var | it was zero-var
+last time) or P(zero-var | it was mixed / unseen), counted over the run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taskforge.curricula.base import PASS_THRESHOLD
+from taskforge.task import Task
+
+KINDS = ("easy", "hard")
+
+
+class GresoFilter:
+    def __init__(
+        self,
+        tasks: Any,
+        *,
+        seed: int = 0,
+        p_start: float = 0.5,
+        p_min: float = 0.05,
+        step: float = 0.01,
+        target: float = 0.25,
+        adapt_every: int = 64,
+        log_path: str | Path | None = None,
+    ) -> None:
+        """`tasks`: Tasks, task dicts, a `datasets.Dataset` of task rows, or a tasks file (JSONL/Parquet)."""
+        self.tasks = _load(tasks)
+        if not self.tasks:
+            raise ValueError("GRESO needs a non-empty dataset")
+        if not 0 < p_min <= p_start <= 1:
+            raise ValueError("GRESO needs 0 < p_min <= p_start <= 1")
+        if not 0 <= target < 1 or step <= 0 or adapt_every < 1:
+            raise ValueError("GRESO needs 0 <= target < 1, step > 0, adapt_every >= 1")
+        self.index = {t.id: i for i, t in enumerate(self.tasks)}
+        self.seed, self.p_min, self.step, self.target, self.adapt_every = (
+            int(seed),
+            p_min,
+            step,
+            target,
+            adapt_every,
+        )
+        self.p = {k: float(p_start) for k in KINDS}
+        n = len(self.tasks)
+        self.run = np.zeros(n, np.int64)  # consecutive zero-variance groups
+        self.kind = np.zeros(n, np.int8)  # 0 mixed/unseen, 1 easy (all correct), 2 hard (all wrong)
+        self.epoch, self.pos = 0, 0
+        self.considered = self.skipped = 0
+        self.transitions = np.ones((2, 2), np.int64)  # [last zero-var?][now zero-var?], Laplace prior
+        self._pending: dict[str, deque[float]] = {}
+        self._window: dict[str, Any] = self._fresh_window()
+        self._lock = threading.RLock()
+        self.log_path = Path(log_path) if log_path is not None else None
+
+    # ---- selection ---------------------------------------------------------------------------------
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.tasks))
+
+    def select_probability(self, i: int) -> float:
+        z = int(self.run[i])
+        return 1.0 if z == 0 else self.p[KINDS[self.kind[i] - 1]] ** z
+
+    def __iter__(self) -> Iterator[Task]:
+        return self
+
+    def __next__(self) -> Task:
+        with self._lock:
+            while True:
+                order = self._order(self.epoch)
+                if self.pos >= len(order):
+                    self.epoch, self.pos = self.epoch + 1, 0
+                    continue
+                i = int(order[self.pos])
+                # One uniform per (seed, epoch, position): the same choices in any process, after a resume.
+                u = np.random.default_rng([self.seed, self.epoch, self.pos, 1]).random()
+                self.pos += 1
+                self.considered += 1
+                self._window["considered"] += 1
+                if u >= self.select_probability(i):
+                    self.skipped += 1
+                    self._window["skipped"] += 1
+                    continue
+                task = self.tasks[i]
+                self._pending.setdefault(task.id, deque()).append(self.predict_zero_var(i))
+                return task
+
+    def predict_zero_var(self, i: int) -> float:
+        t = self.transitions[int(self.run[i] > 0)]
+        return float(t[1] / t.sum())
+
+    # ---- feedback ----------------------------------------------------------------------------------
+    def observe(self, task: Task | Mapping[str, Any] | str, rewards: Sequence[float]) -> bool:
+        task_id = (
+            task.id if isinstance(task, Task) else task["id"] if isinstance(task, Mapping) else str(task)
+        )
+        with self._lock:
+            i = self.index.get(task_id)
+            queue = self._pending.get(task_id)
+            if i is None or not queue:
+                return False
+            predicted = queue.popleft()
+            passes = sum(float(r) > PASS_THRESHOLD for r in rewards)
+            zero_var = len(set(float(r) for r in rewards)) == 1
+            self.transitions[int(self.run[i] > 0), int(zero_var)] += 1
+            if zero_var:
+                kind = 1 if passes == len(rewards) else 2
+                self.run[i] = self.run[i] + 1 if self.kind[i] == kind else 1
+                self.kind[i] = kind
+            else:
+                self.run[i], self.kind[i] = 0, 0
+            w = self._window
+            w["groups"] += 1
+            w["predicted"] += predicted
+            w["zero_var"] += zero_var
+            if zero_var:
+                w[KINDS[self.kind[i] - 1]] += 1
+            if w["groups"] >= self.adapt_every:
+                self._adapt()
+            return True
+
+    def _adapt(self) -> None:
+        w = self._window
+        for k in KINDS:
+            share = w[k] / w["groups"]
+            self.p[k] = float(
+                np.clip(self.p[k] + (-self.step if share > self.target else self.step), self.p_min, 1.0)
+            )
+        self._write(
+            {
+                "event": "greso",
+                "skip_rate": w["skipped"] / max(w["considered"], 1),
+                "predicted_zero_var": w["predicted"] / w["groups"],
+                "observed_zero_var": w["zero_var"] / w["groups"],
+                "groups": w["groups"],
+                "p_easy": self.p["easy"],
+                "p_hard": self.p["hard"],
+                "epoch": self.epoch,
+            }
+        )
+        self._window = self._fresh_window()
+
+    @staticmethod
+    def _fresh_window() -> dict[str, Any]:
+        return {
+            "considered": 0,
+            "skipped": 0,
+            "groups": 0,
+            "predicted": 0.0,
+            "zero_var": 0,
+            "easy": 0,
+            "hard": 0,
+        }
+
+    @property
+    def skip_rate(self) -> float:
+        return self.skipped / max(self.considered, 1)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.log_path is not None:
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "p": dict(self.p),
+                "run": self.run.tolist(),
+                "kind": self.kind.tolist(),
+                "epoch": self.epoch,
+                "pos": self.pos,
+                "considered": self.considered,
+                "skipped": self.skipped,
+                "transitions": self.transitions.tolist(),
+                "window": dict(self._window),
+                "pending": {tid: list(q) for tid, q in self._pending.items()},
+            }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.p = {k: float(v) for k, v in state["p"].items()}
+            self.run = np.asarray(state["run"], np.int64)
+            self.kind = np.asarray(state["kind"], np.int8)
+            self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+            self.considered, self.skipped = int(state["considered"]), int(state["skipped"])
+            self.transitions = np.asarray(state["transitions"], np.int64)
+            self._window = dict(state["window"])
+            self._pending = {tid: deque(q) for tid, q in state["pending"].items()}
+
+    # ---- Hugging Face datasets ---------------------------------------------------------------------
+    def as_hf_dataset(self) -> Any:
+        """A `datasets.IterableDataset` with the columns TaskStream gives TRL (prompt, task, task_id,
+        family); use it with `shuffle_dataset=False` and route the reward's groups to `observe`."""
+        from taskforge.curricula.stream import TaskStream
+
+        return TaskStream.as_hf_dataset(self)  # type: ignore[arg-type]  # it only iterates Tasks
+
+
+def _load(tasks: Any) -> list[Task]:
+    if isinstance(tasks, (str, Path)):
+        from taskforge.io import read_tasks
+
+        return list(read_tasks(tasks))
+    out = []
+    for row in tasks:
+        out.append(row if isinstance(row, Task) else Task.from_dict(row))
+    return out
