@@ -262,7 +262,7 @@ def _post_json(url: str, body: dict[str, Any], api_key: str | None, timeout: flo
             if exc.code < 500 or attempt == 2:
                 detail = exc.read()[:300].decode(errors="replace")
                 raise BackendError(f"{url}: HTTP {exc.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:  # a reset under load: retry
             if attempt == 2:
                 raise BackendError(f"{url}: {exc}") from None
         time.sleep(0.5 * 2**attempt)
