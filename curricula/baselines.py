@@ -1,4 +1,5 @@
-"""The baseline controllers: uniform, a fixed easy-to-hard schedule, Saturn's threshold rule, AdaRFT.
+"""The baseline controllers: uniform, a fixed easy-to-hard schedule, Saturn's threshold rule, AdaRFT, and the
+published adaptive samplers MoPPS, SEC and DUMP, re-implemented from their update rules.
 
 They exist to be beaten honestly, so each follows its published rule and nothing more.
 """
@@ -330,3 +331,122 @@ class AdaRFT(EmpiricalMixin, Controller):
         super()._load(state)
         self.target, self._batch = float(state["target"]), int(state["batch"])
         self._sum, self._n, self._prompts = state["acc"]
+
+
+def _abs_advantage(rewards: np.ndarray) -> float:
+    """Mean |r - mean(r)| of a group: GRPO's advantage magnitude without the std normalisation (Dr.GRPO's
+    form; for binary rewards it is 2 p (1 - p), zero for a group of identical rewards)."""
+    return float(np.abs(rewards - rewards.mean()).mean())
+
+
+@register_controller
+class MoPPS(EmpiricalMixin, Controller):
+    """MoPPS (Qu et al. 2025, model predictive prompt selection): a Beta posterior on each cell's pass
+    rate, decayed toward the prior after every update (alpha <- lam alpha + (1 - lam) alpha0 + passes,
+    likewise beta); each prompt takes the cell whose Thompson draw is nearest the target pass rate."""
+
+    name = "mopps"
+    defaults = {"target": 0.5, "decay": 0.95, "alpha0": 1.0, "beta0": 1.0}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_counts(self.space.size)
+        self.alpha = np.full(self.space.size, float(self.settings["alpha0"]))
+        self.beta = np.full(self.space.size, float(self.settings["beta0"]))
+
+    def _propose(self, m: int) -> np.ndarray:
+        draws = self._rng.beta(
+            np.broadcast_to(self.alpha, (m, self.space.size)),
+            np.broadcast_to(self.beta, (m, self.space.size)),
+        )
+        return np.argmin(np.abs(draws - self.settings["target"]), axis=1)
+
+    def _observe(self, c: int, rewards: np.ndarray) -> None:
+        self._count(c, rewards)
+        k = float((rewards > 0.5).sum())
+        lam = self.settings["decay"]
+        self.alpha[c] = lam * self.alpha[c] + (1.0 - lam) * self.settings["alpha0"] + k
+        self.beta[c] = lam * self.beta[c] + (1.0 - lam) * self.settings["beta0"] + rewards.size - k
+
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "alpha": self.alpha.tolist(), "beta": self.beta.tolist()}
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        super()._load(state)
+        self.alpha, self.beta = np.array(state["alpha"], dtype=float), np.array(state["beta"], dtype=float)
+
+
+@register_controller
+class SEC(EmpiricalMixin, Controller):
+    """SEC (Chen et al. 2025, self-evolving curriculum): a non-stationary bandit over cells whose reward is
+    the batch's mean absolute advantage (their learning-gain proxy). Q <- lr * reward + (1 - lr) Q per
+    observed group of the cell; prompts are drawn from softmax(Q / temperature)."""
+
+    name = "sec"
+    defaults = {"lr": 0.5, "temperature": 0.05, "q0": 0.0}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_counts(self.space.size)
+        self.q = np.full(self.space.size, float(self.settings["q0"]))
+
+    def _propose(self, m: int) -> np.ndarray:
+        z = self.q / self.settings["temperature"]
+        w = np.exp(z - z.max())
+        return self._rng.choice(self.space.size, size=m, p=w / w.sum())
+
+    def _observe(self, c: int, rewards: np.ndarray) -> None:
+        self._count(c, rewards)
+        self.q[c] += self.settings["lr"] * (_abs_advantage(rewards) - self.q[c])
+
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "q": self.q.tolist()}
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        super()._load(state)
+        self.q = np.array(state["q"], dtype=float)
+
+
+@register_controller
+class DUMP(EmpiricalMixin, Controller):
+    """DUMP (Wang et al. 2025, distribution-level curriculum): each cell's learnability is the mean absolute
+    advantage over its last `window` groups; its UCB adds c * sqrt(2 ln N / n) (N groups in all, n of the
+    cell; a cell never tried scores infinity); prompts are drawn from softmax(UCB / temperature)."""
+
+    name = "dump"
+    defaults = {"window": 16, "c": 0.1, "temperature": 0.02}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_counts(self.space.size)
+        self.recent: list[list[float]] = [[] for _ in range(self.space.size)]
+        self.n = np.zeros(self.space.size)
+
+    def ucb(self) -> np.ndarray:
+        mean = np.array([np.mean(r) if r else 0.0 for r in self.recent])
+        total = max(self.n.sum(), 1.0)
+        ratio = np.divide(2.0 * np.log(total), self.n, out=np.full_like(self.n, np.inf), where=self.n > 0)
+        return mean + self.settings["c"] * np.sqrt(ratio)
+
+    def _propose(self, m: int) -> np.ndarray:
+        u = self.ucb()
+        untried = np.flatnonzero(np.isinf(u))
+        if untried.size:  # every cell once before any is repeated
+            return self._rng.choice(untried, size=m, replace=untried.size < m)
+        z = u / self.settings["temperature"]
+        w = np.exp(z - z.max())
+        return self._rng.choice(self.space.size, size=m, p=w / w.sum())
+
+    def _observe(self, c: int, rewards: np.ndarray) -> None:
+        self._count(c, rewards)
+        self.n[c] += 1
+        self.recent[c].append(_abs_advantage(rewards))
+        del self.recent[c][: -int(self.settings["window"])]
+
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "recent": self.recent, "n": self.n.tolist()}
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        super()._load(state)
+        self.recent = [list(r) for r in state["recent"]]
+        self.n = np.array(state["n"], dtype=float)

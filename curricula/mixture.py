@@ -4,6 +4,12 @@ Weights are fixed (`weights={"sat": 2, "arithmetic": 1}`) or adaptive (`weights=
 family's share follows its recent learning signal, an exponential average of how often its groups were
 mixed (not all-pass, not all-fail), with a floor so that no family is starved of the observations that
 would show it became useful again.
+
+Shares are honoured across calls, whatever the batch size: each family earns its weight in credit per
+prompt and the family with the most credit takes the prompt (smooth weighted round-robin, the deficit
+round-robin of packet schedulers). Rounding each `propose(m)` on its own would starve a 1-in-3 family
+when m = 1 and give 50/50 for 2:1 when m = 2; carried credit keeps every family within one prompt of
+its exact share at every point of the stream.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class Mixture:
             raise ValueError(f"weights need one non-negative value per family {self.families}, got {fixed}")
         self.base_weights = np.array([float(fixed[f]) for f in self.families])
         self.signal = np.full(len(self.families), 0.5)  # EMA of the mixed-group rate per family
+        self.credit = np.zeros(len(self.families))  # shares earned and not yet spent, carried across calls
         self.floor = float(floor)
         self.memory = float(memory)
         self.seed = seed
@@ -58,16 +65,16 @@ class Mixture:
             return dict(zip(self.families, w.tolist(), strict=True))
 
     def propose(self, m: int) -> list[tuple[str, dict[str, Any]]]:
-        """(family, cell) for the next `m` prompts: counts by the weights (largest remainder), order shuffled."""
+        """(family, cell) for the next `m` prompts: families by carried credit, order shuffled."""
         with self._lock:
             w = np.array(list(self.weights().values()))
-            exact = w * m
-            counts = np.floor(exact).astype(int)
-            rest = m - counts.sum()
-            if rest:
-                # Ties broken at random so that equal weights do not always favour the first family.
-                order = np.lexsort((self._rng.random(len(w)), -(exact - counts)))
-                counts[order[:rest]] += 1
+            counts = np.zeros(len(w), dtype=int)
+            for _ in range(max(int(m), 0)):
+                self.credit += w
+                # Ties go to the first family; the credit carried over breaks them differently next time.
+                i = int(np.argmax(self.credit))
+                self.credit[i] -= 1.0
+                counts[i] += 1
             out: list[tuple[str, dict[str, Any]]] = []
             for f, n in zip(self.families, counts, strict=True):
                 out.extend((f, cell) for cell in self.controllers[f].propose(int(n)))
@@ -90,6 +97,7 @@ class Mixture:
             return {
                 "controllers": {f: c.state_dict() for f, c in self.controllers.items()},
                 "signal": self.signal.tolist(),
+                "credit": self.credit.tolist(),
                 "rng": self._rng.bit_generator.state,
             }
 
@@ -98,4 +106,6 @@ class Mixture:
             for f, c in self.controllers.items():
                 c.load_state_dict(state["controllers"][f])
             self.signal = np.array(state["signal"], dtype=float)
+            # States saved before credit was carried have none: start from zero credit.
+            self.credit = np.array(state.get("credit", np.zeros(len(self.families))), dtype=float)
             self._rng.bit_generator.state = state["rng"]

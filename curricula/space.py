@@ -32,6 +32,7 @@ class KnobSpace:
         difficulty: Callable[[dict[str, Any]], float] | None = None,
         guess_rate: Callable[[dict[str, Any]], float] | None = None,
         family: str | None = None,
+        valid: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         if not knobs:
             raise ValueError("a KnobSpace needs at least one knob")
@@ -60,16 +61,35 @@ class KnobSpace:
         if guess_rate is None:
             self.guess = np.zeros(self.size)
         else:
-            self.guess = np.clip([float(guess_rate(self.to_params(self.cell(c)))) for c in range(self.size)], 0, 0.99)
+            self.guess = np.clip(
+                [float(guess_rate(self.to_params(self.cell(c)))) for c in range(self.size)], 0, 0.99
+            )
         if levels is None:
             steps = max(self.shape)
             levels = [
-                {n: vals[round(i * (len(vals) - 1) / max(steps - 1, 1))] for n, vals in zip(self.names, self.values, strict=True)}
+                {
+                    n: vals[round(i * (len(vals) - 1) / max(steps - 1, 1))]
+                    for n, vals in zip(self.names, self.values, strict=True)
+                }
                 for i in range(steps)
             ]
         self.levels: list[int] = [self.index(lvl) for lvl in levels]
         # The hardest cell: every knob at its last value (the R80 target of the benchmark).
         self.hardest = self.size - 1
+        # valid[c]: the cell's params are a combination the generator can serve (a SAT clause of n
+        # literals needs k >= n variables). Controllers never propose an invalid cell: `snap` maps each
+        # cell to itself, or an invalid one to the nearest valid cell (ties to the easier).
+        if valid is None:
+            self.valid = np.ones(self.size, dtype=bool)
+        else:
+            self.valid = np.array([bool(valid(self.to_params(self.cell(c)))) for c in range(self.size)])
+        if not self.valid.any():
+            raise ValueError(f"no cell of this space is valid: {self.describe()}")
+        ok = np.flatnonzero(self.valid)
+        dist = np.abs(self.pos[:, None, :] - self.pos[None, ok, :]).sum(axis=2) + 1e-6 * self.pos[ok].sum(
+            axis=1
+        )
+        self.snap = ok[np.argmin(dist, axis=1)]
 
     # ---- addressing -------------------------------------------------------------------------------
     def index(self, cell: Mapping[str, Any]) -> int:
@@ -91,7 +111,10 @@ class KnobSpace:
         return self._lookup[j][_key(value)]
 
     def cell(self, index: int) -> dict[str, Any]:
-        return {n: self.values[j][int(k)] for j, (n, k) in enumerate(zip(self.names, self.grid[index], strict=True))}
+        return {
+            n: self.values[j][int(k)]
+            for j, (n, k) in enumerate(zip(self.names, self.grid[index], strict=True))
+        }
 
     def to_params(self, cell: Mapping[str, Any]) -> dict[str, Any]:
         """Generator params for a cell: the fixed `base` params updated with the cell's knob values."""
@@ -112,16 +135,22 @@ class KnobSpace:
 
     # ---- construction from a generator -------------------------------------------------------------
     @classmethod
-    def from_generator(cls, gen: Any, knobs: Sequence[str] | None = None) -> KnobSpace:
-        """The space spanned by a generator's level ladder: each knob that varies along the ladder, with
-        the distinct values it takes there, easy to hard; knobs constant along the ladder become fixed
-        `base` params. The space's difficulty and guess rate come from the generator."""
+    def from_generator(
+        cls, gen: Any, knobs: Sequence[str] | None = None, max_level: int | None = None
+    ) -> KnobSpace:
+        """The space spanned by a generator's level ladder (levels 0..max_level, all by default): each knob
+        that varies along the ladder, with the distinct values it takes there, easy to hard; knobs constant
+        along the ladder become fixed `base` params. The space's difficulty and guess rate come from the
+        generator."""
         gen_cls = gen if isinstance(gen, type) else type(gen)
         inst = gen if not isinstance(gen, type) else gen_cls()
-        ladder = [gen_cls.resolve_params(i) for i in range(len(gen_cls.levels))]
-        names = list(knobs) if knobs is not None else [
-            k.name for k in gen_cls.knobs if len({_key(lvl[k.name]) for lvl in ladder}) > 1
-        ]
+        top = len(gen_cls.levels) if max_level is None else max_level + 1
+        ladder = [gen_cls.resolve_params(i) for i in range(top)]
+        names = (
+            list(knobs)
+            if knobs is not None
+            else [k.name for k in gen_cls.knobs if len({_key(lvl[k.name]) for lvl in ladder}) > 1]
+        )
         if not names:
             names = [gen_cls.knobs[0].name] if gen_cls.knobs else []
         if not names:
@@ -136,10 +165,17 @@ class KnobSpace:
         # A ladder may move a knob both ways (Saturn's SAT levels raise n, which alone makes a formula
         # easier, together with k and l). Order each knob's values by the generator's difficulty
         # averaged over the other knobs, so that "later value = harder" holds knob by knob.
-        probe = cls(values, levels=[{n: lvl[n] for n in names} for lvl in ladder], base=base, difficulty=inst.difficulty)
+        probe = cls(
+            values,
+            levels=[{n: lvl[n] for n in names} for lvl in ladder],
+            base=base,
+            difficulty=inst.difficulty,
+        )
         for j, n in enumerate(names):
             marginal = [probe.difficulty[probe.grid[:, j] == i].mean() for i in range(len(values[n]))]
-            order = sorted(range(len(marginal)), key=lambda i, m=marginal: m[i])  # stable: ladder order on ties
+            order = sorted(
+                range(len(marginal)), key=lambda i, m=marginal: m[i]
+            )  # stable: ladder order on ties
             values[n] = [values[n][i] for i in order]
         return cls(
             values,
@@ -148,7 +184,20 @@ class KnobSpace:
             difficulty=inst.difficulty,
             guess_rate=inst.guess_rate if has_guess else None,
             family=gen_cls.family,
+            valid=lambda params: _serves(gen_cls, params),
         )
+
+
+def _serves(gen_cls: Any, params: dict[str, Any]) -> bool:
+    """Whether the generator accepts these params (its cross-knob rules, e.g. SAT's k >= n)."""
+    check = getattr(gen_cls, "check_params", None)
+    if check is None:
+        return True
+    try:
+        check(params)
+    except Exception:  # a KnobError, or any refusal: the cell is not served
+        return False
+    return True
 
 
 def _hashable_index(values: list[Any]) -> dict[Any, int]:

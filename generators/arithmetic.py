@@ -6,14 +6,18 @@ accepted; decimals, exponents, words, expressions and non-ASCII digits are not. 
 
 from __future__ import annotations
 
+import _random
+import hashlib
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from taskforge.errors import GenerationError, KnobError
 from taskforge.extract import extract_answer
-from taskforge.generator import Generator, Knob
+from taskforge.generator import MAX_SPLIT_DRAWS, Generator, Knob, split_bucket, too_few_problems
 from taskforge.registry import register
+from taskforge.seeding import block_seeds, stream_key
 from taskforge.task import Task, Verdict
 
 MAX_ANSWER_CHARS = 400
@@ -25,7 +29,11 @@ _INTEGER = re.compile(r"[+-]?(?:\d+|\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+)", re.
 def parse_integer(text: str) -> int | None:
     """Strict integer parse of a final answer, None if it is not exactly one integer."""
     text = text.strip()
-    if not text or len(text) > MAX_ANSWER_CHARS or not _INTEGER.fullmatch(text):
+    if not text or len(text) > MAX_ANSWER_CHARS:
+        return None
+    if text.isascii() and text.isdigit():
+        return int(text)  # the common answer, plain ASCII digits, without the regex
+    if not _INTEGER.fullmatch(text):
         return None
     return int(text.replace(",", "").replace(" ", ""))
 
@@ -60,6 +68,17 @@ def addition_carries(terms: list[int]) -> int:
         carry = (sum(d[i] for d in digits if i < len(d)) + carry) // 10
         carries += carry > 0
     return carries
+
+
+def _product(a: int, b: int) -> str:
+    return f"{a} × {b}" if b >= 0 else f"{a} × ({b})"
+
+
+_HEAD, _TAIL = "Compute ", ". Give the exact integer result inside <answer></answer>."
+
+
+def _prompt(expr: str) -> str:
+    return _HEAD + expr + _TAIL
 
 
 def _operand(rng: random.Random, digits: int, negative: bool) -> int:
@@ -121,16 +140,96 @@ class Arithmetic(Generator):
         else:
             raise GenerationError(f"no {params['op']} problem with {lo}..{hi} carries found for {params}")
         if params["op"] == "mul":
-            expr = f"{operands[0]} × {operands[1]}" if operands[1] >= 0 else f"{operands[0]} × ({operands[1]})"
-            prompt = f"Compute {expr}."
+            expr = _product(operands[0], operands[1])
         else:
             expr = str(operands[0]) + "".join(f" - {-t}" if t < 0 else f" + {t}" for t in operands[1:])
-            prompt = f"Compute {expr}."
-        prompt += " Give the exact integer result inside <answer></answer>."
+        prompt = _prompt(expr)
         meta: dict[str, Any] = {"expression": expr}
         if constrained:
             meta["carries"] = carries
         return self.make_task(params, prompt=prompt, answer=str(value), check={"value": str(value)}, meta=meta)
+
+    def sampler_many(self, params: dict[str, Any], seed: int, split: str) -> Callable[[int, int], list[Task]]:
+        """Plain products (no carry bounds) built straight into Task records; everything else takes the
+        generic path. Same bytes as `sampler` (seeds, draws, id, split bucket, fields): the draws inline
+        `randrange`'s own arithmetic on one reseeded generator, the id and split keys are the canonical
+        JSON spelled out (digits, ASCII text and "×" need no escaping), the Task skips the per-field
+        setters. About 2.5x the item-at-a-time path."""
+        if params["op"] != "mul" or params["min_carries"] > 0 or params["max_carries"] >= 0:
+            return super().sampler_many(params, seed, split)
+        prefix = stream_key(self.family, self.version, params, seed, split)
+        family, version, difficulty = self.family, self.version, float(self.difficulty(params))
+        low, high = split_bucket(split)
+        negative = params["negative"]
+        # randrange(lo, lo + span) is lo + _randbelow(span): getrandbits(span.bit_length()) until < span.
+        da, db = params["digits"], params["digits_b"] or params["digits"]
+        lo_a, lo_b = (10 ** (da - 1) if da > 1 else 1), (10 ** (db - 1) if db > 1 else 1)
+        span_a, span_b = 10**da - lo_a, 10**db - lo_b
+        bits_a, bits_b = span_a.bit_length(), span_b.bit_length()
+        rng = random.Random()
+        # The C-level seed of `random.Random(s)`: the same state without the Python wrapper's type checks.
+        reseed, getrandbits, uniform = _random.Random.seed, rng.getrandbits, rng.random
+        # Hashers copied from empty ones: cheaper than a constructor call with keyword arguments.
+        id_hash, unit_hash = hashlib.blake2b(digest_size=12).copy, hashlib.blake2b(digest_size=8).copy
+        id_head = '["' + family + '","'
+        assemble, copy_params = Task.assemble, params.copy
+
+        def block(start: int, n: int) -> list[Task]:
+            out: list[Task] = []
+            append = out.append
+            for index, item_seed in enumerate(block_seeds(prefix, start, n), start):
+                reseed(rng, item_seed)
+                draws = 0
+                while True:
+                    r = getrandbits(bits_a)
+                    while r >= span_a:
+                        r = getrandbits(bits_a)
+                    a = lo_a + r
+                    if negative and uniform() < 0.5:
+                        a = -a
+                    r = getrandbits(bits_b)
+                    while r >= span_b:
+                        r = getrandbits(bits_b)
+                    b = lo_b + r
+                    if negative and uniform() < 0.5:
+                        b = -b
+                    value = str(a * b)
+                    expr = f"{a} × {b}" if b >= 0 else f"{a} × ({b})"  # _product, inlined
+                    prompt = _HEAD + expr + _TAIL
+                    # content_id(family, prompt, {"value": value}) and split_owns(split, id), spelled out.
+                    key = id_head + prompt + '",{"value":"' + value + '"}]'
+                    h = id_hash()
+                    h.update(key.encode())
+                    task_id = h.hexdigest()
+                    h = unit_hash()
+                    h.update(('["split","' + task_id + '"]').encode())
+                    if low <= int.from_bytes(h.digest(), "little") / 2**64 < high:
+                        break
+                    draws += 1
+                    if draws == MAX_SPLIT_DRAWS:
+                        raise too_few_problems(family, params, split)
+                append(
+                    assemble(
+                        {
+                            "id": task_id,
+                            "family": family,
+                            "version": version,
+                            "params": copy_params(),
+                            "difficulty": difficulty,
+                            "seed": seed,
+                            "split": split,
+                            "index": index,
+                            "prompt": prompt,
+                            "messages": [{"role": "user", "content": prompt}],
+                            "answer": value,
+                            "check": {"value": value},
+                            "meta": {"expression": expr},
+                        }
+                    )
+                )
+            return out
+
+        return block
 
     def _draw(self, params: dict[str, Any], rng: random.Random, count_carries: bool) -> tuple[list[int], int, int]:
         neg = params["negative"]
@@ -149,9 +248,10 @@ class Arithmetic(Generator):
         value = parse_integer(text)
         if value is None:
             return Verdict.fail("malformed", parsed=text[:100])
-        if str(value) == task.check["value"]:
-            return Verdict.ok(parsed=str(value))
-        return Verdict.fail("wrong", parsed=str(value))
+        parsed = str(value)
+        if parsed == task.check["value"]:
+            return Verdict.ok(parsed)
+        return Verdict.fail("wrong", parsed)
 
     def corrupt_answer(self, task: Task, rng: random.Random) -> str | None:
         return f"<answer>{int(task.answer) + rng.choice((-10, -1, 1, 10))}</answer>"

@@ -265,9 +265,10 @@ class Code(Generator):
         verdicts: list[Verdict | None] = [None] * len(tasks)
         pending: list[tuple[int, str]] = []
         for i, response in enumerate(responses):
-            code = extract_block(response, "python") if isinstance(response, str) else None
-            if code is None:
-                verdicts[i] = Verdict.fail("no_answer" if isinstance(response, str) else "malformed")
+            if (refused := self.screen(response)) is not None:
+                verdicts[i] = refused
+            elif (code := extract_block(response, "python")) is None:
+                verdicts[i] = Verdict.fail("no_answer")
             else:
                 pending.append((i, code))
         try:
@@ -294,7 +295,15 @@ class Code(Generator):
 # ---- verification --------------------------------------------------------------------------------------
 def _sample(check: dict[str, Any], code: str) -> Sample:
     if check["mode"] == "check":
-        return Sample(code, check["entry"], (), float(check["time_limit"]), "check", check["test_code"])
+        return Sample(
+            code,
+            check["entry"],
+            (),
+            float(check["time_limit"]),
+            "check",
+            check["test_code"],
+            prelude=str(check.get("prelude", "")),
+        )
     tests = [(tuple(args), expected) for args, expected in (decode(t) for t in check["tests"])]
     return Sample(
         code, check["entry"], tests, float(check["time_limit"]), float_tol=float(check.get("float_tol", 0.0))
@@ -329,8 +338,9 @@ def load_problems(
 
     HumanEval: {task_id, prompt, entry_point, test (defines check(candidate)), canonical_solution?}.
     Plain: {task_id, prompt, entry_point, tests: [{input: [args...], output: value}], solution?}.
-    Assert-style tests run `check` in a process of their own; the candidate answers each call from a
-    sibling process with plain data only, so an always-equal object cannot satisfy an assert.
+    Assert-style tests run `check` in a process of their own, after the prompt's code (its helpers) and
+    with the entry point's name bound to the candidate; the candidate answers each call from a sibling
+    process with plain data only, so an always-equal object cannot satisfy an assert.
     """
     if isinstance(source, (str, Path)):
         with open(source, encoding="utf-8") as fh:
@@ -341,7 +351,15 @@ def load_problems(
     for index, row in enumerate(rows):
         entry = row["entry_point"]
         if "test" in row:
-            check = {"mode": "check", "entry": entry, "time_limit": time_limit, "test_code": row["test"]}
+            # The prompt is trusted code too: HumanEval's `check` calls helpers it defines (`poly`,
+            # `encode_cyclic`), so the test process and the candidate both run it first.
+            check = {
+                "mode": "check",
+                "entry": entry,
+                "time_limit": time_limit,
+                "test_code": row["test"],
+                "prelude": row["prompt"],
+            }
             answer = row["prompt"] + row["canonical_solution"] if "canonical_solution" in row else ""
             shape = "humaneval"
         else:

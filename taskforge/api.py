@@ -30,17 +30,21 @@ def generate(
     """
     gen = get_generator(family)
     resolved = gen.resolve_params(level, params)
-    sample = gen.sampler(resolved, seed, split)
-    i = start
+    block = gen.sampler_many(resolved, seed, split)
+    # Blocks through the batch path, small first so that taking a few items costs a few items.
+    i, size = start, 8
     while n is None or i < start + n:
-        yield sample(i)
-        i += 1
+        count = size if n is None else min(size, start + n - i)
+        yield from block(i, count)
+        i, size = i + count, min(2 * size, 512)
 
 
 def verify(task: Task | Mapping[str, Any], response: Any) -> Verdict:
     """Check one response against a task: a Task, its dict form, or a row read back from our JSONL or
     Parquet files (also through `datasets.load_dataset`). Never raises on bad responses."""
-    return get_generator((task := as_task(task)).family).safe_verify(task, response)
+    if type(task) is not Task:
+        task = as_task(task)
+    return get_generator(task.family).safe_verify(task, response)
 
 
 def as_task(task: Task | Mapping[str, Any] | str) -> Task:

@@ -165,13 +165,21 @@ def check_declares(probe: Probe) -> str | None:
 
 def check_determinism(probe: Probe) -> str | None:
     """The same (params, seed, split, index) gives the same task bytes, from a fresh instance too: generate
-    must draw every random choice from the `rng` it is given."""
+    must draw every random choice from the `rng` it is given. The batch path (`generate_many`, what
+    datasets and `taskforge.generate` use) gives the same bytes as the item-at-a-time path."""
     for level, params in enumerate(probe.levels):
         again = [probe.cls().sample(params, probe.seed, "train", i) for i in range(probe.samples)]
-        if [t.to_json() for t in probe.tasks(level)] != [t.to_json() for t in again]:
+        first = [t.to_json() for t in probe.tasks(level)]
+        if first != [t.to_json() for t in again]:
             return (
                 f"level {level}: the same seed gave different tasks; draw randomness only from `rng` "
                 "(no time, global random, set iteration order or id())"
+            )
+        batch = probe.cls().generate_many(params, probe.seed, "train", 0, probe.samples)
+        if first != [t.to_json() for t in batch]:
+            return (
+                f"level {level}: generate_many gave other tasks than sample for the same indices; a "
+                "`sampler_many` override must give the same bytes as `sampler`"
             )
     return None
 

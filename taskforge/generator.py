@@ -24,6 +24,9 @@ What a family may override (each documented on the method below, with an example
   combination is refused before a file is opened or a trainer starts.
 - `verify_many(tasks, responses)`: a faster batch path (code: one sandbox round). Trainers, `taskforge
   verify` and `taskforge eval` call it; the default loops over `safe_verify`.
+- `sampler_many(params, seed, split)`: a faster batch path for generation (arithmetic builds its Task
+  records directly); `generate_many`, `taskforge.generate` and the dataset writer call it, and it must
+  give the same bytes as `sample` for every index.
 - `guess_rate`, `gold_response`, `corrupt_answer`: used by the curriculum and the conformance suite.
 
 What the base class provides and callers use: `resolve_params`, `level_of`, `sample`/`sampler` (seeded
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from taskforge.errors import GenerationError, KnobError
-from taskforge.seeding import key_seed, key_unit, stream_key
+from taskforge.seeding import block_seeds, key_seed, key_unit, stream_key
 from taskforge.task import Task, Verdict, canonical_json, content_id
 
 # Splits are disjoint by construction: a task belongs to the split that owns the hash bucket of its id.
@@ -50,10 +53,22 @@ MAX_SPLIT_DRAWS = 2000
 
 
 def split_owns(split: str, task_id: str) -> bool:
-    low, high = SPLIT_BUCKETS.get(split, TRAIN_BUCKET)
+    low, high = split_bucket(split)
     # hash_unit("split", task_id), spelled out: encoding a bare string skips the JSON encoder's set-up,
     # which is most of the cost of this check. Same key, same bytes.
     return low <= key_unit('["split",' + canonical_json(task_id) + "]") < high
+
+
+def split_bucket(split: str) -> tuple[float, float]:
+    """The [low, high) range of `hash_unit("split", id)` that `split` owns."""
+    return SPLIT_BUCKETS.get(split, TRAIN_BUCKET)
+
+
+def too_few_problems(family: str, params: dict[str, Any], split: str) -> GenerationError:
+    """The error of a split that rejected `MAX_SPLIT_DRAWS` problems in a row."""
+    return GenerationError(
+        f"{family} with {params} has too few distinct problems to fill split {split!r}; choose a harder level"
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,8 @@ class Generator:
     description: ClassVar[str] = ""
     knobs: ClassVar[Sequence[Knob]] = ()
     levels: ClassVar[Sequence[dict[str, Any]]] = ({},)
+    # A longer response is rejected before extraction (`screen`). None: the family checks its own size.
+    max_response_chars: ClassVar[int | None] = 400_000
 
     # ---- to implement -------------------------------------------------------------------------
     def difficulty(self, params: dict[str, Any]) -> float:
@@ -218,22 +235,55 @@ class Generator:
         prefix = stream_key(self.family, self.version, params, seed, split)
 
         def sample(index: int) -> Task:
-            rng = random.Random(key_seed(prefix + f"{index}]"))
-            for _ in range(MAX_SPLIT_DRAWS):
-                task = self.generate(params, rng)
-                if split_owns(split, task.id):
-                    return task.placed(seed, split, index)
-            raise GenerationError(
-                f"{self.family} with {params} has too few distinct problems to fill split {split!r}; "
-                "choose a harder level"
-            )
+            return self._place(params, random.Random(key_seed(prefix + f"{index}]")), seed, split, index)
 
         return sample
 
-    def safe_verify(self, task: Task, response: Any) -> Verdict:
-        """`verify`, made total: any input gives a Verdict, a verifier bug gives reason 'error'."""
+    def generate_many(self, params: dict[str, Any], seed: int, split: str, start: int, n: int) -> list[Task]:
+        """Items `start .. start+n-1` of (params, seed, split) at once: the same Tasks, byte for byte, as
+        `sample(params, seed, split, i)` for each i. The dataset writer and `taskforge.generate` call it."""
+        return self.sampler_many(params, seed, split)(start, n)
+
+    def sampler_many(self, params: dict[str, Any], seed: int, split: str) -> Callable[[int, int], list[Task]]:
+        """`generate_many` for many blocks of one (params, seed, split): `block(start, n) -> list[Task]`.
+
+        The default draws a block's seeds at once and loops over `generate`. A family with a cheaper
+        block path overrides it (arithmetic builds its Task records directly) and must give the same
+        bytes as `sampler`; `tests/core/test_generate_many.py` compares the two for every family.
+        """
+        prefix = stream_key(self.family, self.version, params, seed, split)
+
+        def block(start: int, n: int) -> list[Task]:
+            seeds = block_seeds(prefix, start, n)
+            place = self._place
+            return [place(params, random.Random(s), seed, split, i) for i, s in enumerate(seeds, start)]
+
+        return block
+
+    def _place(self, params: dict[str, Any], rng: random.Random, seed: int, split: str, index: int) -> Task:
+        """The first problem `rng` draws that `split` owns, as item `index`."""
+        for _ in range(MAX_SPLIT_DRAWS):
+            task = self.generate(params, rng)
+            if split_owns(split, task.id):
+                return task.placed(seed, split, index)
+        raise too_few_problems(self.family, params, split)
+
+
+    def screen(self, response: Any) -> Verdict | None:
+        """The Verdict for a response refused before the family's verifier sees it, else None: not
+        text (malformed), or longer than `max_response_chars` (rejected, in constant time: extractors
+        took about 10 s over 50 MB). `safe_verify` and every batch path call this first."""
         if not isinstance(response, str):
             return Verdict.fail("malformed", details_type=type(response).__name__)
+        limit = self.max_response_chars
+        if limit is not None and len(response) > limit:
+            return Verdict.fail("rejected", error=f"response longer than {limit} characters")
+        return None
+
+    def safe_verify(self, task: Task, response: Any) -> Verdict:
+        """`verify`, made total: any input gives a Verdict, a verifier bug gives reason 'error'."""
+        if (refused := self.screen(response)) is not None:
+            return refused
         try:
             verdict = self.verify(task, response)
         except Exception as exc:  # a verifier must never take the caller down

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taskforge.errors import DatasetError, OutputError, TaskforgeError
+from taskforge.generator import Generator
 from taskforge.registry import generator_class, get_generator
 from taskforge.seeding import hash_unit
 from taskforge.task import Task
@@ -61,6 +62,7 @@ class DatasetSpec:
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     split: str = "train"
+    unique: bool = False  # keep the first row of each task id (applied when the file completes)
 
     def validate(self) -> None:
         if self.n < 0:
@@ -101,9 +103,17 @@ class DatasetSpec:
 
     def sampler(self, family: str) -> Callable[[int], Task]:
         """Item i of this dataset for items of `family`, with params and seed key prepared once."""
-        gen = get_generator(family)
-        params = gen.resolve_params(self._level_for(type(gen)), None if self.mix else self.params)
+        gen, params = self._generator(family)
         return gen.sampler(params, self.seed, self.split)
+
+    def sampler_many(self, family: str) -> Callable[[int, int], list[Task]]:
+        """`block(start, n)`: items start..start+n-1 of this dataset, all of `family` (the batch path)."""
+        gen, params = self._generator(family)
+        return gen.sampler_many(params, self.seed, self.split)
+
+    def _generator(self, family: str) -> tuple[Generator, dict[str, Any]]:
+        gen = get_generator(family)
+        return gen, gen.resolve_params(self._level_for(type(gen)), None if self.mix else self.params)
 
     def task(self, index: int) -> Task:
         return self.sampler(self.family_of(index))(index)
@@ -114,12 +124,19 @@ class DatasetSpec:
 
 def _render_chunk(args: tuple[DatasetSpec, int, int]) -> list[str]:
     spec, start, stop = args
-    samplers: dict[str, Callable[[int], Task]] = {}
-    lines = []
-    for i in range(start, stop):
-        family = spec.family_of(i)
-        sample = samplers.get(family) or samplers.setdefault(family, spec.sampler(family))
-        lines.append(sample(i).to_json())
+    indices = range(start, stop)
+    families = [spec.family_of(i) for i in indices] if spec.mix else [spec.family or ""] * len(indices)
+    blocks: dict[str, Callable[[int, int], list[Task]]] = {}
+    lines: list[str] = []
+    i = 0
+    while i < len(families):
+        # A run of consecutive items of one family goes through the family's batch path at once.
+        family, j = families[i], i + 1
+        while j < len(families) and families[j] == family:
+            j += 1
+        block = blocks.get(family) or blocks.setdefault(family, spec.sampler_many(family))
+        lines.extend(task.to_json() for task in block(start + i, j - i))
+        i = j
     return lines
 
 
@@ -224,7 +241,7 @@ def write_dataset(
         writer.discard()
         _sidecar(path).unlink(missing_ok=True)
         raise
-    writer.finish()
+    writer.finish(spec.unique)
     _sidecar(path).unlink(missing_ok=True)
     return written
 
@@ -273,11 +290,43 @@ class _JsonlWriter:
         self.fh.close()
         self.partial.unlink(missing_ok=True)
 
-    def finish(self) -> None:
+    def finish(self, unique: bool = False) -> None:
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
+        if unique:  # rows 0..n-1 stay in the partial file until the filtered copy is complete: resumable
+            tmp = self.partial.with_name(self.partial.name + ".unique")
+            seen: set[str] = set()
+            with open(self.partial, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+                dst.writelines(line for line in src if _first(json.loads(line)["id"], seen))
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.partial)
         os.replace(self.partial, self.path)
+
+
+def _first(task_id: str, seen: set[str]) -> bool:
+    """True the first time `task_id` is met (a level with few distinct problems repeats them)."""
+    if task_id in seen:
+        return False
+    seen.add(task_id)
+    return True
+
+
+def distinct_estimate(drawn: int, distinct: int) -> int | None:
+    """How many distinct tasks a stream holds, from `distinct` ids among `drawn` draws: the N whose
+    expected count of distinct ids, N (1 - (1 - 1/N)^drawn), is `distinct` (draws taken as uniform).
+    None when no id repeated (the stream holds at least `drawn`)."""
+    if distinct >= drawn or distinct <= 0:
+        return None
+    low, high = distinct, max(distinct, 1) * 10**6
+    while low < high:  # the expectation grows with N: bisect on integers
+        mid = (low + high) // 2
+        if mid * (1 - (1 - 1 / mid) ** drawn) < distinct:
+            low = mid + 1
+        else:
+            high = mid
+    return low
 
 
 def task_to_row(task: dict[str, Any]) -> dict[str, Any]:
@@ -336,12 +385,16 @@ class _ParquetWriter:
     def discard(self) -> None:
         shutil.rmtree(self.parts, ignore_errors=True)
 
-    def finish(self) -> None:
+    def finish(self, unique: bool = False) -> None:
         self._flush()
         tmp = self.path.with_name(self.path.name + ".tmp")
+        seen: set[str] = set()
         with pq.ParquetWriter(tmp, PARQUET_SCHEMA) as out:
             for part in sorted(self.parts.glob("part-*.parquet")):
-                out.write_table(pq.read_table(part, schema=PARQUET_SCHEMA))
+                table = pq.read_table(part, schema=PARQUET_SCHEMA)
+                if unique:
+                    table = table.filter(pa.array([_first(i, seen) for i in table.column("id").to_pylist()]))
+                out.write_table(table)
         os.replace(tmp, self.path)
         shutil.rmtree(self.parts)
 

@@ -68,6 +68,9 @@ _instances: dict[str, Generator] = {}
 
 
 def get_generator(family: str) -> Generator:
+    inst = _instances.get(family)
+    if inst is not None and type(inst) is _registry.get(family):
+        return inst  # the per-verdict path: one lookup, no loading check (an instance means it loaded)
     cls = generator_class(family)
     inst = _instances.get(family)
     if inst is None or type(inst) is not cls:

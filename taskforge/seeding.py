@@ -27,6 +27,18 @@ def stream_key(family: str, version: str, params: dict[str, Any], seed: int, spl
     return canonical_json([family, version, params, seed, split])[:-1] + ","
 
 
+def block_seeds(prefix: str, start: int, n: int) -> list[int]:
+    """`key_seed(prefix + f"{i}]")` for i in start .. start+n-1, drawn at once: the prefix is hashed once
+    and each item's hash continues from a copy of that state (blake2b streams, so the bytes are equal)."""
+    head = hashlib.blake2b(prefix.encode(), digest_size=16)
+    out = []
+    for i in range(start, start + n):
+        h = head.copy()
+        h.update(f"{i}]".encode())
+        out.append(int.from_bytes(h.digest(), "little"))
+    return out
+
+
 def key_seed(key: str) -> int:
     """A 128-bit seed from a key string."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=16).digest(), "little")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REASONS = ("ok", "wrong", "no_answer", "malformed", "timeout", "error", "rejected")
+_REASON_SET = frozenset(REASONS)
 
 
 # Built once: `json.dumps` with non-default options constructs a new encoder on every call, which is a
@@ -59,6 +60,16 @@ class Task:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)  # a frozen dataclass keeps its fields in __dict__
         new.__dict__.update(seed=seed, split=split, index=index)
+        return new
+
+    @classmethod
+    def assemble(cls, fields: dict[str, Any]) -> Task:
+        """A Task whose attribute dict is `fields` itself: a fresh dict holding exactly `TASK_FIELDS`, in
+        that order. It skips the frozen dataclass's per-field `object.__setattr__` (a batch path builds
+        tens of thousands a second); the caller vouches for the fields, and
+        `tests/core/test_generate_many.py` checks such records equal the validated path's."""
+        new = object.__new__(cls)
+        object.__setattr__(new, "__dict__", fields)
         return new
 
     @classmethod
@@ -128,13 +139,24 @@ class Verdict:
         if self.reason not in REASONS:
             raise ValueError(f"unknown verdict reason {self.reason!r}; valid: {', '.join(REASONS)}")
 
+    # `ok` and `fail` build the record directly (as `Task.assemble` does): a verdict of a cheap family
+    # costs less than the frozen dataclass's five setters and `__post_init__`. `fail` still checks the
+    # reason, against a set.
     @classmethod
     def ok(cls, parsed: Any = None, **details: Any) -> Verdict:
-        return cls(True, 1.0, "ok", parsed, details)
+        new = object.__new__(cls)
+        fields = {"passed": True, "score": 1.0, "reason": "ok", "parsed": parsed, "details": details}
+        object.__setattr__(new, "__dict__", fields)
+        return new
 
     @classmethod
     def fail(cls, reason: str, parsed: Any = None, **details: Any) -> Verdict:
-        return cls(False, 0.0, reason, parsed, details)
+        if reason not in _REASON_SET:
+            return cls(False, 0.0, reason, parsed, details)  # raises, naming the valid reasons
+        new = object.__new__(cls)
+        fields = {"passed": False, "score": 0.0, "reason": reason, "parsed": parsed, "details": details}
+        object.__setattr__(new, "__dict__", fields)
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

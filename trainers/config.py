@@ -55,7 +55,7 @@ TOP_KEYS = {
 # The held-out evaluation during training (`eval_every: N`): test-split tasks at chosen levels of each
 # family, n samples each, pass@1 per level. Defaults keep it to seconds on the tiny model.
 EVAL_DEFAULTS = {"levels": None, "tasks_per_level": 4, "samples": 4, "temperature": 1.0, "max_new_tokens": None}
-TASK_KEYS = {"family", "weight", "level", "params", "curriculum"}
+TASK_KEYS = {"family", "weight", "level", "params", "curriculum", "max_level"}
 
 
 @dataclass
@@ -64,7 +64,8 @@ class TaskMix:
     weight: float = 1.0
     level: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    curriculum: bool = False  # True: the controller moves over the family's whole level ladder
+    curriculum: bool = False  # True: the controller moves over the family's level ladder
+    max_level: int | None = None  # with curriculum: only the ladder's levels 0..max_level span the space
 
 
 @dataclass
@@ -134,8 +135,8 @@ class TrainConfig:
         return kw
 
 
-def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
-    """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
+def read_yaml(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """A config mapping from a YAML path or a dict; ConfigError if the file is missing or not a mapping."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -150,6 +151,20 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         raw = dict(source)
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping")
+    return raw
+
+
+def validate_model_folder(model: str) -> None:
+    """A local transformers model folder (no hub access at run time)."""
+    if not Path(model).is_dir():
+        raise ConfigError(f"model folder {model} does not exist (a local path is needed; no hub access)")
+    if not (Path(model) / "config.json").is_file():
+        raise ConfigError(f"{model} has no config.json: not a transformers model folder")
+
+
+def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
+    """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
+    raw = read_yaml(source)
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}")
@@ -202,11 +217,7 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
 
 def validate(cfg: TrainConfig) -> None:
     """Everything that can be checked without loading a model; the first problem found is raised."""
-    model = Path(cfg.model)
-    if not model.is_dir():
-        raise ConfigError(f"model folder {cfg.model} does not exist (a local path is needed; no hub access)")
-    if not (model / "config.json").is_file():
-        raise ConfigError(f"{cfg.model} has no config.json: not a transformers model folder")
+    validate_model_folder(cfg.model)
     for t in cfg.tasks:
         try:
             cls = generator_class(t.family)
@@ -216,6 +227,10 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"task weight for {t.family} must be > 0, got {t.weight}")
         if t.curriculum and (t.level is not None or t.params):
             raise ConfigError(f"{t.family}: give either fixed `level`/`params` or `curriculum: true`, not both")
+        if t.max_level is not None and not (t.curriculum and 0 <= t.max_level < len(cls.levels)):
+            raise ConfigError(
+                f"{t.family}: max_level needs curriculum: true and 0 <= max_level < {len(cls.levels)}"
+            )
         try:
             cls.resolve_params(t.level, t.params)
         except KnobError as exc:
@@ -310,7 +325,7 @@ def _validate_controller(cfg: TrainConfig) -> None:
     for t in cfg.tasks:
         if t.curriculum:
             try:
-                space = KnobSpace.from_generator(generator_class(t.family))
+                space = KnobSpace.from_generator(generator_class(t.family), max_level=t.max_level)
                 make_controller(cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **settings)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"controller for {t.family}: {exc}") from None

@@ -67,7 +67,7 @@ def build_stream(cfg: TrainConfig, log_path: Path | None, world_size: int = 1) -
     for t in cfg.tasks:
         cls = generator_class(t.family)
         if t.curriculum:
-            space = KnobSpace.from_generator(cls)
+            space = KnobSpace.from_generator(cls, max_level=t.max_level)
             ctrl = make_controller(
                 cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **ctrl_settings
             )

@@ -12,16 +12,29 @@ of the curve differ by the model only. Scoring is evaluate.py's (`score`, unbias
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from taskforge.api import generate, level_label
 from taskforge.registry import generator_class
+from taskforge.task import Task
 from taskforge.trainers.evaluate import Completions, EvalItem, Sampling, score
 
 Sampler = Callable[[Sequence[EvalItem], Sampling], Completions]
 PREFIX = "heldout/pass@1/"
+
+
+def distinct(tasks: Iterable[Task], n: int) -> list[Task]:
+    """The first `n` tasks with distinct ids. A level with few distinct problems in the test split
+    (1x1-digit multiplication has 81 problems, a handful of them in the test split) gives fewer: repeating
+    them would only weight those few more."""
+    seen: dict[str, Task] = {}
+    for task in tasks:
+        seen.setdefault(task.id, task)
+        if len(seen) == n:
+            break
+    return list(seen.values())
 
 
 @dataclass
@@ -49,12 +62,18 @@ class HeldOut:
         for family, levels in families.items():
             fixed = (params or {}).get(family)
             if fixed is not None:
-                for t in generate(family, tasks_per_level, params=dict(fixed), seed=seed, split="test"):
+                for t in distinct(
+                    generate(family, tasks_per_level * 8, params=dict(fixed), seed=seed, split="test"),
+                    tasks_per_level,
+                ):
                     items.append(EvalItem(t, level_label(t), t.messages))
                 continue
             ladder = range(len(generator_class(family).levels)) if levels is None else levels
             for lvl in ladder:
-                for t in generate(family, tasks_per_level, level=int(lvl), seed=seed, split="test"):
+                for t in distinct(
+                    generate(family, tasks_per_level * 8, level=int(lvl), seed=seed, split="test"),
+                    tasks_per_level,
+                ):
                     items.append(EvalItem(t, f"L{int(lvl)}", t.messages))
         if not items:
             raise ValueError("the held-out set is empty: give at least one family and level")
@@ -69,7 +88,8 @@ class HeldOut:
         params: dict[str, dict[str, Any]] = {}
         for t in cfg.tasks:
             if t.curriculum:
-                families[t.family] = ev["levels"]
+                top = None if t.max_level is None else list(range(t.max_level + 1))
+                families[t.family] = ev["levels"] if ev["levels"] is not None else top
             elif t.params:
                 families[t.family] = None
                 params[t.family] = generator_class(t.family).resolve_params(t.level, t.params)

@@ -5,7 +5,10 @@ Trap: transformers 5 loads any tokenizer next to a Qwen2 config as `Qwen2Tokeniz
 swaps in Qwen2's own normalizer and pre-tokenizer. We train with exactly those (NFC + Qwen2's split
 regex + byte-level), so whichever class loads the folder, the encodings are the ones we trained.
 
-Default shape: hidden 128, 2 layers, 2 heads -> head_dim 64, the least vLLM's CPU attention accepts.
+Sizes come as named presets (`PRESETS`) or explicit hidden/layers/heads; every preset keeps head_dim 64,
+the least vLLM's CPU attention accepts. `tiny` (0.46M parameters) trains in seconds on a CPU; `small`
+(about 26M) and `base` (about 86M) are the same pipeline for a GPU. Parameters per layer are about
+10 * hidden^2 (attention 4 h^2 with as many key/value heads as heads, MLP 3 * h * 2h).
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+# name -> (hidden, layers, heads)
+PRESETS: dict[str, tuple[int, int, int]] = {"tiny": (128, 2, 2), "small": (512, 8, 8), "base": (768, 12, 12)}
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 EOS, PAD = "<|im_end|>", "<|endoftext|>"
 # Qwen2's pre-tokenizer split (the one Qwen2Tokenizer imposes on load).
-QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+QWEN2_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -85,6 +88,12 @@ def build_tiny_model(
     vocab_size: int = 1024,
 ) -> Path:
     """Write a tokenizer and a random-weight Qwen2 causal LM into `path`; same seed, same bytes."""
+    from taskforge.errors import ConfigError
+
+    if min(hidden_size, num_layers, num_heads) < 1 or hidden_size % num_heads:
+        raise ConfigError(
+            f"hidden ({hidden_size}) must be a positive multiple of heads ({num_heads}), layers >= 1"
+        )
     import torch
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -123,7 +132,26 @@ def build_tiny_model(
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
     (out / "taskforge_tiny.json").write_text(
-        json.dumps({"seed": seed, "hidden_size": hidden_size, "layers": num_layers, "heads": num_heads}) + "\n"
+        json.dumps(
+            {
+                "seed": seed,
+                "hidden_size": hidden_size,
+                "layers": num_layers,
+                "heads": num_heads,
+                "parameters": n_params,
+            }
+        )
+        + "\n"
     )
     return out
+
+
+def preset_shape(preset: str) -> tuple[int, int, int]:
+    """(hidden, layers, heads) of a named size; a clear error names the valid ones."""
+    from taskforge.errors import ConfigError
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown model preset {preset!r}; valid: {', '.join(PRESETS)}")
+    return PRESETS[preset]

@@ -59,6 +59,7 @@ _SHARE = {"low": 0.0, "high": 1.0}
 class JsonSchema(Generator):
     family = "json_schema"
     version = "1"
+    max_response_chars = None  # its own MAX_RESPONSE_CHARS check, in verify, comes first
     description = (
         "Write a JSON value for a generated Draft 2020-12 schema: conform to it, or extract it from prose."
     )

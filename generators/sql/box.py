@@ -16,6 +16,8 @@ statement of a multi-statement string, and a data-modifying CTE is typed as a SE
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import datetime as dt
 import decimal
 import importlib
@@ -62,7 +64,6 @@ _WRITE_NODES = re.compile(r'"type":"(DELETE|INSERT|UPDATE|MERGE)[A-Z_]*_NODE"')
 DENIED_FUNCTIONS = frozenset({"range", "generate_series", "repeat", "repeat_row", "lpad", "rpad", "list_resize",
                               "array_resize", "bar", "printf", "format", "sprintf", "enum_range"})
 _DENIED_WORDS = re.compile(r"\b(" + "|".join(sorted(DENIED_FUNCTIONS)) + r")\b", re.IGNORECASE)
-_FUNCTION_NAMES = re.compile(r'"function_name":"([^"]*)"')
 
 
 class Rejected(Exception):
@@ -100,18 +101,156 @@ def parse_statement(sql: str) -> duckdb.Statement:
     stmt = statements[0]
     if stmt.type not in ALLOWED_TYPES:
         raise Rejected(f"statement type {stmt.type.name} is not allowed; only SELECT")
-    writes, denied = _WRITE_WORDS.search(sql), _DENIED_WORDS.search(sql)
-    if writes or denied:  # only then pay for a second parse into a tree
-        try:
-            tree = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
-        except duckdb.Error as exc:
-            raise Rejected(f"could not analyse query: {_first_line(exc)}") from None
-        if '"error":true' in tree or _WRITE_NODES.search(tree):
-            raise Rejected("data-modifying statement inside the query")
-        used = DENIED_FUNCTIONS.intersection(_FUNCTION_NAMES.findall(tree))
-        if used:
-            raise Rejected(f"function {sorted(used)[0]}() is not allowed: it can build unbounded values")
+    # Only then pay for a second parse into a tree: a writing keyword, a denied name, or a call to a
+    # function that is not a plain scalar, aggregate or window function (a table function may hide in
+    # it; a name spelled in a way the tokenizer does not resolve counts as one).
+    if _WRITE_WORDS.search(sql) or _DENIED_WORDS.search(sql) or _calls_unplain(sql):
+        _check_tree(con, sql, depth=0)
     return stmt
+
+
+# Table functions an answer may call: `unnest` (a list into rows) and nothing else. Every other one reads
+# metadata (duckdb_*, pragma_*), runs SQL given as a string (`query`, `query_table`,
+# `json_execute_serialized_sql`: the string is only a constant in the tree we check), reads files, or
+# builds rows without bound (`range`): none is needed to answer a question about the task's tables.
+ALLOWED_TABLE_FUNCTIONS = frozenset({"unnest"})
+# The one scalar that changes connection state from inside a SELECT: a later answer's random() would
+# follow a seed an earlier answer chose.
+STATEFUL_FUNCTIONS = frozenset({"setseed"})
+_MAX_NESTED_SQL = 3  # SQL inside a string argument inside SQL ... is analysed this deep, then refused
+
+
+_catalogue_cache: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None  # same in any process
+
+
+def _catalogue() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(names callable without a tree check, scalar macros that run a subquery, names that always need
+    the tree check), from DuckDB itself."""
+    global _catalogue_cache
+    cat = _catalogue_cache
+    if cat is None:
+        rows = (
+            _parser.get()
+            .execute(
+                "SELECT lower(function_name), function_type, coalesce(macro_definition, '') FROM duckdb_functions()"
+            )
+            .fetchall()
+        )
+        tables = {n for n, t, _ in rows if t in ("table", "table_macro", "pragma")}
+        # Built-in macros such as pg_get_viewdef or format_type are a subquery over a metadata table
+        # function: a call to one is a table function call the parse tree does not show.
+        subquery = frozenset(n for n, t, d in rows if t == "macro" and re.search(r"\bfrom\b", d, re.I))
+        plain = {n for n, t, _ in rows if t in ("scalar", "aggregate", "window", "macro")}
+        bad = tables | subquery | STATEFUL_FUNCTIONS
+        cat = (frozenset(plain - bad - DENIED_FUNCTIONS), subquery, frozenset(bad))
+        _catalogue_cache = cat
+    return cat
+
+
+_CALL_NAMES = re.compile(r'(?<![\w$"])([^\W\d][\w$]*|"[^"]*")\s*\(')
+_keywords_cache: frozenset[str] | None = None
+
+
+def _harmless_before_paren() -> frozenset[str]:
+    """Names that may precede `(` without a tree check: plain functions, and keywords (IN, OVER, ...)
+    that name no table function."""
+    global _keywords_cache
+    if _keywords_cache is None:
+        plain, _, unplain = _catalogue()
+        rows = _parser.get().execute("SELECT lower(keyword_name) FROM duckdb_keywords()").fetchall()
+        _keywords_cache = plain | (frozenset(r[0] for r in rows) - unplain)
+    return _keywords_cache
+
+
+def _calls_unplain(sql: str) -> bool:
+    """Does the text call (a name followed by `(`) anything but a known plain function? Tokens, not a
+    regex: comments and spacing between a name and its parenthesis do not hide a call. A keyword before
+    `(` (IN, EXISTS, OVER, CAST, ...) is no call unless it also names a table function (GLOB does)."""
+    plain, _, unplain = _catalogue()
+    # Fast path (the tokenizer and its loop cost about 0.3 ms): every `name (` in the raw text, string
+    # contents included, is a known plain function or a keyword that names no table function. Anything
+    # else, or a comment that could sit between a name and its parenthesis, goes to the tokenizer.
+    names = {m.strip('"').lower() for m in _CALL_NAMES.findall(sql)}
+    if "--" not in sql and "/*" not in sql and names <= _harmless_before_paren():
+        return False
+    tokens = duckdb.tokenize(sql)
+    bounds = [pos for pos, _ in tokens[1:]] + [len(sql)]
+    words = [(sql[pos:end].strip(), kind) for (pos, kind), end in zip(tokens, bounds, strict=True)]
+    words = [(text, kind) for text, kind in words if kind != duckdb.token_type.comment]
+    for (text, kind), (after, _) in zip(words, words[1:], strict=False):
+        if not after.startswith("("):
+            continue
+        name = text.strip('"').lower()
+        if kind == duckdb.token_type.identifier and name not in plain:
+            return True
+        if kind == duckdb.token_type.keyword and name in unplain:
+            return True
+    return False
+
+
+def _check_tree(con: duckdb.DuckDBPyConnection, sql: str, depth: int) -> None:
+    try:
+        text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
+    except duckdb.Error as exc:
+        raise Rejected(f"could not analyse query: {_first_line(exc)}") from None
+    if '"error":true' in text or _WRITE_NODES.search(text):
+        raise Rejected("data-modifying statement inside the query")
+    subquery_macros = _catalogue()[1]
+    stack: list[Any] = [json.loads(text)]
+    while stack:  # iterative: a deeply nested query cannot exhaust the Python stack
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("class") == "FUNCTION" or node.get("type") == "FUNCTION":
+            name = str(node.get("function_name", "")).lower()
+            if name in DENIED_FUNCTIONS:
+                raise Rejected(f"function {name}() is not allowed: it can build unbounded values")
+            if name in subquery_macros:
+                raise Rejected(f"function {name}() is not allowed: it reads the catalogue")
+            if name in STATEFUL_FUNCTIONS:
+                raise Rejected(f"function {name}() is not allowed: it changes the connection's state")
+        if node.get("type") == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
+            function = node["function"]
+            for literal in _string_constants(function.get("arguments", [])):
+                # SQL inside a string argument (`query('SELECT ...')`) is checked as SQL too.
+                if depth >= _MAX_NESTED_SQL:
+                    raise Rejected("SQL nested too deep in string arguments")
+                with contextlib.suppress(Malformed):
+                    _check_nested(con, literal, depth + 1)
+            name = str(function.get("function_name", "")).lower()
+            if name not in ALLOWED_TABLE_FUNCTIONS:
+                raise Rejected(f"table function {name}() is not allowed")
+        stack.extend(node.values())
+
+
+def _check_nested(con: duckdb.DuckDBPyConnection, text: str, depth: int) -> None:
+    try:
+        tree = con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0]
+    except duckdb.Error:
+        raise Malformed("not SQL") from None
+    if '"error":true' not in tree:
+        _check_tree(con, text, depth)
+
+
+def _string_constants(node: Any) -> list[str]:
+    out, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            literal = item.get("literal")
+            if (
+                item.get("class") == "CONSTANT"
+                and isinstance(literal, dict)
+                and literal.get("kind") == "STRING"
+            ):
+                out.append(str(literal.get("text", "")))
+            stack.extend(item.values())
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
@@ -250,10 +389,13 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement, *, ti
 # ---- result comparison -----------------------------------------------------------------------------
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
+_EXACT = (int, decimal.Decimal)
 
 
-def _cell_key(v: Any) -> tuple:
-    """A sortable, type-tagged key: numbers of any type compare as floats rounded to 6 significant digits."""
+def _cell_key(v: Any, exact: bool = False) -> tuple:
+    """A sortable, type-tagged key: numbers of any type compare as floats rounded to 6 significant digits
+    (the form stored gold digests are made of). With `exact`, a number's own value follows as a
+    tie-break, so that ints and DECIMALs that round alike still sort in one order on both sides."""
     if v is None:
         return (0, "")
     if isinstance(v, bool):
@@ -264,7 +406,7 @@ def _cell_key(v: Any) -> tuple:
             return (2, "nan")
         if math.isinf(f):
             return (2, "inf" if f > 0 else "-inf")
-        return (3, float(f"{f:.6g}"))
+        return (3, float(f"{f:.6g}"), v) if exact else (3, float(f"{f:.6g}"))
     if isinstance(v, str):
         return (4, v)
     if isinstance(v, (dt.date, dt.datetime, dt.time)):
@@ -275,10 +417,14 @@ def _cell_key(v: Any) -> tuple:
 
 
 def _cells_equal(a: Any, b: Any) -> bool:
+    """Ints and DECIMALs compare exactly (1234568 is not 1234567, 250000.01 is not 250000.00, but 5 and
+    5.00 are equal); a tolerance applies only where a float is involved, whose value is approximate."""
     if type(a) is type(b) and a == b:  # the common case: same type, same value (NaN falls through)
         return True
     ka, kb = _cell_key(a), _cell_key(b)
     if ka[0] == kb[0] == 3:
+        if isinstance(a, _EXACT) and isinstance(b, _EXACT):
+            return a == b
         return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
     return ka == kb
 
@@ -288,17 +434,21 @@ def _rows_equal(a: Sequence[Any], b: Sequence[Any], positions: Sequence[int] | N
     return all(_cells_equal(a[i], b[i]) for i in idx)
 
 
-def _row_key(row: Sequence[Any]) -> tuple:
-    return tuple(_cell_key(v) for v in row)
+def _row_key(row: Sequence[Any], exact: bool = False) -> tuple:
+    return tuple(_cell_key(v, exact) for v in row)
 
 
 def normalise(rows: Sequence[Sequence[Any]]) -> list[tuple]:
     return [_row_key(row) for row in rows]
 
 
+def _exact_row_key(row: Sequence[Any]) -> tuple:
+    return _row_key(row, exact=True)
+
+
 def sort_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     """Rows in the canonical order `compare` matches multisets in; callers may compute it once for gold."""
-    return sorted(rows, key=_row_key)
+    return sorted(rows, key=_exact_row_key)
 
 
 def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_keys: Sequence[int] | None,
@@ -334,17 +484,58 @@ def _remove_dir(path: str, pid: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def address_space() -> int:
+    """Bytes of address space this process maps (what RLIMIT_AS bounds), from /proc; 0 without /proc."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class DatabaseCache:
     """LRU of built, locked database instances keyed by a task's content key.
 
     Building costs tens of milliseconds; a query on an open connection about one. Verifying the G
-    samples of one prompt therefore builds once and queries G times."""
+    samples of one prompt therefore builds once and queries G times.
 
-    def __init__(self, capacity: int = 32) -> None:
-        self.capacity = capacity
+    Sized by count and by bytes: under an address-space limit (the worker's RLIMIT_AS), the oldest
+    entries go before a build that would leave less than `reserve` bytes free for running a query, so
+    the cache never drives its process into the limit (where DuckDB fails allocations and the worker
+    restarts empty). A new entry is assumed to cost the median of the entries measured so far (address
+    space grown by their builds; the first build of a process also maps DuckDB itself, hence the
+    median). `max_bytes` bounds the same sum where there is no limit (None: count only)."""
+
+    def __init__(self, capacity: int = 32, reserve: int = 512 << 20, max_bytes: int | None = None) -> None:
+        self.capacity, self.reserve, self.max_bytes = capacity, reserve, max_bytes
+        self.evicted_for_bytes = 0
         self._lock = threading.RLock()
         # A forked child starts empty: it must not share the parent's connections or remove its folder.
-        self._state = PerProcess(lambda: _CacheState(OrderedDict(), None))
+        self._state = PerProcess(lambda: _CacheState(OrderedDict(), None, {}))
+
+    def __len__(self) -> int:
+        return len(self._state.get().items)
+
+    @property
+    def bytes(self) -> int:
+        """The address space the cached entries' builds added, together."""
+        return sum(self._state.get().sizes.values())
+
+    def _room_for_one_more(self, state: _CacheState) -> bool:
+        sizes = sorted(state.sizes.values())
+        expected = sizes[len(sizes) // 2] if sizes else 0
+        if self.max_bytes is not None and sum(sizes) + expected > self.max_bytes:
+            return False
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return True
+        return address_space() + expected + self.reserve <= limit
+
+    @staticmethod
+    def _evict_oldest(state: _CacheState) -> None:
+        key, old = state.items.popitem(last=False)
+        state.sizes.pop(key, None)
+        old.close()
 
     def directory(self) -> str:
         state = self._state.get()
@@ -360,15 +551,20 @@ class DatabaseCache:
     def get(self, key: str, build: Callable[[], Any]) -> Any:
         """The cached value for `key`, else `build()` stored; values have a `close()`."""
         with self._lock:
-            items = self._state.get().items
+            state = self._state.get()
+            items = state.items
             if key in items:
                 items.move_to_end(key)
                 return items[key]
+            while items and not self._room_for_one_more(state):
+                self._evict_oldest(state)
+                self.evicted_for_bytes += 1
+            before = address_space()
             value = build()
             items[key] = value
+            state.sizes[key] = max(0, address_space() - before)
             while len(items) > self.capacity:
-                _, old = items.popitem(last=False)
-                old.close()
+                self._evict_oldest(state)
             return value
 
     def clear(self) -> None:
@@ -377,6 +573,7 @@ class DatabaseCache:
             for value in state.items.values():
                 value.close()
             state.items.clear()
+            state.sizes.clear()
             if state.directory:
                 shutil.rmtree(state.directory, ignore_errors=True)
             state.directory = None
@@ -386,6 +583,7 @@ class DatabaseCache:
 class _CacheState:
     items: OrderedDict[str, Any]
     directory: str | None
+    sizes: dict[str, int]  # key -> address space its build added
 
 
 # ---- the worker process -------------------------------------------------------------------------
@@ -482,6 +680,30 @@ class Worker:
         return status, result
 
 
+WORKER_THREAD_STACK = 1 << 20
+
+
+def small_thread_stacks(size: int = WORKER_THREAD_STACK) -> bool:
+    """Make `size` the stack of threads started from now on in this process (glibc); False elsewhere.
+
+    Every DuckDB connection starts 8 threads, even at threads=1 (measured with duckdb 2.0), each with
+    glibc's default stack of RLIMIT_STACK, 8 MiB of address space: 64 of the 68-80 MiB a cached level-3
+    task cost against the worker's address-space limit (12-24 MiB with 1 MiB stacks). At threads=1
+    queries run in the calling thread (its stack is untouched); 1 MiB is twice macOS's default for
+    secondary threads, on which DuckDB runs as shipped."""
+    try:
+        libc = ctypes.CDLL(None)
+        attr = ctypes.create_string_buffer(256)  # room for pthread_attr_t (56 bytes on x86-64 glibc)
+        if libc.pthread_attr_init(attr) != 0:
+            return False
+        ok = libc.pthread_attr_setstacksize(attr, ctypes.c_size_t(size)) == 0
+        ok = ok and libc.pthread_setattr_default_np(attr) == 0
+        libc.pthread_attr_destroy(attr)
+        return ok
+    except (OSError, AttributeError):  # no pthread_setattr_default_np (not glibc): default stacks
+        return False
+
+
 def exhausted(error: str) -> bool:
     """Whether an error says an allocation failed: DuckDB may then hold on to memory, so the worker that
     reported it should be replaced."""
@@ -491,8 +713,10 @@ def exhausted(error: str) -> bool:
 def worker_loop(target: str) -> None:
     """The worker's main loop: `target` ("package.module:NAME") is the table {op: fn(check, sql)}."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
+    small_thread_stacks()
     module, _, name = target.partition(":")
     ops = getattr(importlib.import_module(module), name)
+    _catalogue()  # the function catalogue, read at start rather than inside the first answer's deadline
     out = sys.stdout.buffer
     checks: OrderedDict[str, dict[str, Any]] = OrderedDict()  # key -> task record, most recent last
 

@@ -21,6 +21,7 @@ from taskforge.io import (
     DatasetComplete,
     DatasetSpec,
     check_writable,
+    distinct_estimate,
     read_jsonl,
     read_tasks,
     rows_kept,
@@ -75,14 +76,20 @@ def generate(
     resume: bool = typer.Option(False, help="complete a killed run of the same command"),
     ray: bool = typer.Option(False, "--ray", help="render blocks on a Ray cluster (pip install 'taskforge[ray]')"),
     ray_address: str = typer.Option("local", help="with --ray: local (start one), auto, or a cluster address"),
+    unique: bool = typer.Option(
+        False, help="drop repeated task ids (first kept) and report how many distinct tasks the level holds"
+    ),
 ) -> None:
     """Generate a dataset, streamed to disk, atomically, resumable."""
     if mix and param:
         fail("--param applies to one family; with --mix use --level")
     if mix and family:
         fail("give a family or --mix, not both")
+    if ray and unique:
+        fail("--unique is not available with --ray; generate without --ray to drop repeated ids")
     spec = DatasetSpec(
-        n=n, family=family, mix=parse_mix(mix), level=level, params=parse_params(param), seed=seed, split=split
+        n=n, family=family, mix=parse_mix(mix), level=level, params=parse_params(param), seed=seed, split=split,
+        unique=unique,
     )
     if ray:
         from taskforge.cli.integrations import generate_on_ray
@@ -109,7 +116,21 @@ def generate(
     except KeyboardInterrupt:
         say(f"interrupted: {rows_kept(out)} of {n} rows kept; run the same command with --resume to finish")
         raise typer.Exit(130) from None
+    if unique:
+        say(unique_report(out, n))
+        return
     say(f"wrote {out} ({n} tasks, {written} generated now)")
+
+
+def unique_report(out: Path, n: int) -> str:
+    kept = sum(1 for _ in read_tasks(out))
+    if kept == n:
+        return f"wrote {out} ({n} distinct tasks; no id repeated, so the level holds at least {n})"
+    estimate = distinct_estimate(n, kept)
+    return (
+        f"wrote {out} ({kept} distinct tasks of {n} drawn, {n - kept} repeats dropped); "
+        f"the level holds about {estimate} distinct tasks for this split"
+    )
 
 
 # ---- verify -------------------------------------------------------------------------------------

@@ -28,13 +28,41 @@ def _need_train_extra() -> None:
 def tiny_model(
     out_dir: Path = typer.Argument(..., help="folder to write the tokenizer and model into"),
     seed: int = typer.Option(0, help="weights and tokenizer corpus seed"),
+    preset: str = typer.Option("tiny", help="named size: tiny (0.46M, CPU), small (~26M), base (~86M)"),
+    hidden: int = typer.Option(None, help="hidden size (overrides the preset)"),
+    layers: int = typer.Option(None, help="number of layers (overrides the preset)"),
+    heads: int = typer.Option(None, help="attention heads (overrides the preset; head_dim 64 suits vLLM)"),
 ) -> None:
-    """Build a tiny random-weight Qwen2 chat model and tokenizer, offline and deterministically."""
+    """Build a random-weight Qwen2 chat model and tokenizer, offline and deterministically."""
     _need_train_extra()
-    from taskforge.trainers.tiny import build_tiny_model
+    from taskforge.trainers.tiny import build_tiny_model, preset_shape
 
-    path = build_tiny_model(out_dir, seed=seed)
-    say(f"tiny model written to {path}")
+    h, n_layers, n_heads = preset_shape(preset)
+    path = build_tiny_model(
+        out_dir, seed=seed, hidden_size=hidden or h, num_layers=layers or n_layers, num_heads=heads or n_heads
+    )
+    import json
+
+    info = json.loads((path / "taskforge_tiny.json").read_text())
+    say(f"model written to {path} ({info['parameters']:,} parameters)")
+
+
+@app.command("sft")
+def sft_cmd(
+    config: Path = typer.Argument(
+        ..., help="warm-start config (YAML): model, output_dir, tasks, examples, sft"
+    ),
+    resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
+) -> None:
+    """Supervised warm start on gold responses of a task mix (TRL's SFTTrainer, completion-only loss)."""
+    _need_train_extra()
+    from taskforge.trainers.sft import load_sft_config, sft
+
+    result = sft(load_sft_config(config), resume=resume)
+    say(
+        f"done: {result['global_step']} steps on {result['examples']} gold examples, "
+        f"train loss {result['train_loss']:.3f}; model in {result['output_dir']}"
+    )
 
 
 @app.command("train")
@@ -65,13 +93,21 @@ def train_cmd(
 def eval_cmd(
     model: str = typer.Option(None, "--model", help="model folder (hf, vllm) or served model name (openai)"),
     tasks: Path = typer.Option(None, "--tasks", help="JSONL file of tasks (taskforge or Saturn records)"),
-    bench: Path = typer.Option(None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"),
+    bench: Path = typer.Option(
+        None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"
+    ),
     samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
     k: str = typer.Option(None, "-k", help="comma-separated k for pass@k, each <= samples [default: 1,3,5,7,10 up to --samples]"),
     backend: str = typer.Option("hf", "--backend", help="hf | vllm | openai"),
-    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
-    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"),
-    output: Path = typer.Option(Path("eval_out"), "-o", "--output", help="folder for completions and results"),
+    base_url: str = typer.Option(
+        None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
+    ),
+    api_key: str = typer.Option(
+        None, "--api-key", envvar="OPENAI_API_KEY", help="bearer token for --base-url"
+    ),
+    output: Path = typer.Option(
+        Path("eval_out"), "-o", "--output", help="folder for completions and results"
+    ),
     temperature: float = typer.Option(0.6, help="sampling temperature (Saturn: 0.6)"),
     top_p: float = typer.Option(0.95, help="nucleus sampling (Saturn: 0.95)"),
     max_tokens: int = typer.Option(
@@ -171,6 +207,10 @@ def _print_table(result: Any, ks: list[int], title: str) -> None:
         table.add_column(c)
     for key, g in result.groups.items():
         tok = g["average_tokens"]
-        table.add_row(escape(key), str(g["n_tasks"]), *(f"{g.get(c, float('nan')):.3f}" for c in cols),
-                      "-" if tok is None else f"{tok:.1f}")
+        table.add_row(
+            escape(key),
+            str(g["n_tasks"]),
+            *(f"{g.get(c, float('nan')):.3f}" for c in cols),
+            "-" if tok is None else f"{tok:.1f}",
+        )
     console.print(table)

@@ -5,7 +5,9 @@
         results[0].status      # pass | fail | timeout | crash | rejected
 
 Expected outputs stay in this process: workers receive code and inputs only, and return plain data
-that is decoded strictly and compared here with exact types.
+that is decoded strictly and compared here with exact types. A worker is a clean zygote: each job's data
+reaches only the child forked for it (spliced through the worker, never read into its memory), so no
+candidate can find another job's data in the memory it inherits (see _worker.py).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Sample:
     kind: str = "call"
     test_code: str = ""
     float_tol: float = 0.0
+    prelude: str = ""  # trusted code run before `code` and `test_code` (a HumanEval prompt's helpers)
 
 
 @dataclass
@@ -139,7 +142,7 @@ class _Worker:
         paths = [str(HERE), _seccomp_dir()]
         python = _python()
         boot = "import sys; sys.path[:0] = sys.argv[1].split(':'); import _worker; _worker.main()"
-        cmd = [python, "-I", "-S", "-B", "-c", boot, ":".join(paths)]
+        cmd = [python, "-I", "-S", "-B", "-c", boot, ":".join(paths), isolation]
         if isolation == "bubblewrap":
             cmd = [*bwrap_command(python, paths), "--", *cmd]
         self.proc = subprocess.Popen(
@@ -157,26 +160,32 @@ class _Worker:
         self.fd = self.proc.stdout.fileno()
         self.buf = bytearray()
         self.jobs: deque[tuple[int, float]] = deque()  # (sample index, host deadline), in order
-        self.retiring = False  # took a check job: replaced once it answers
         ready = self.read_frame(time.monotonic() + 30)
         if ready is None:
             self.kill()
             raise SandboxUnavailable("a sandbox worker failed to start")
-        self.landlock = bool(json.loads(ready).get("landlock"))
+        info = json.loads(ready)
+        self.landlock = bool(info.get("landlock"))
+        self.ipc_namespace = bool(info.get("ipc_ns"))
 
-    def send(self, payload: bytes) -> None:
-        self.proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+    def send(self, header: bytes, *raw: bytes) -> None:
+        """A framed header, then raw parts whose sizes it states."""
+        self.proc.stdin.write(b"".join([_HEADER.pack(len(header)), header, *raw]))
         self.proc.stdin.flush()
 
-    def frame(self) -> bytes | None:
-        """A complete frame from the buffer, if one has arrived."""
-        if len(self.buf) < _HEADER.size:
-            return None
-        n = _HEADER.unpack_from(self.buf)[0]
-        if len(self.buf) < _HEADER.size + n:
-            return None
-        data = bytes(self.buf[_HEADER.size : _HEADER.size + n])
-        del self.buf[: _HEADER.size + n]
+    def frame(self, count: int = 1) -> list[bytes] | None:
+        """`count` complete frames from the buffer, if they have all arrived (a reply is three)."""
+        bounds, at = [], 0
+        for _ in range(count):
+            if len(self.buf) < at + _HEADER.size:
+                return None
+            n = _HEADER.unpack_from(self.buf, at)[0]
+            if len(self.buf) < at + _HEADER.size + n:
+                return None
+            bounds.append((at + _HEADER.size, at + _HEADER.size + n))
+            at += _HEADER.size + n
+        data = [bytes(self.buf[a:b]) for a, b in bounds]
+        del self.buf[:at]
         return data
 
     def pump(self) -> bool:
@@ -190,7 +199,7 @@ class _Worker:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.fd], [], [], left)[0] or not self.pump():
                 return None
-        return data
+        return data[0]
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -254,6 +263,7 @@ class Sandbox:
             return {
                 "isolation": self.isolation,
                 "landlock": all(w.landlock for w in self._workers),
+                "ipc_namespace": all(w.ipc_namespace for w in self._workers),
                 "seccomp": True,
                 "workers": [w.proc.pid for w in self._workers],
             }
@@ -276,11 +286,8 @@ class Sandbox:
             self._start()
             while queue or any(w.jobs for w in self._workers):
                 for w in self._workers:
-                    # Two jobs in flight per worker: the next one waits in its pipe, no round trip. A
-                    # worker that takes a check job retires after it, so nothing queues behind one.
-                    while queue and len(w.jobs) < PIPELINE and not w.retiring:
-                        if samples[queue[0]].kind == "check" and w.jobs:
-                            break
+                    # Two jobs in flight per worker: the next one waits in its pipe, no round trip.
+                    while queue and len(w.jobs) < PIPELINE:
                         i = queue.popleft()
                         nonces[i] = secrets.token_hex(16)
                         self._dispatch(w, i, samples[i], nonces[i])
@@ -289,9 +296,9 @@ class Sandbox:
                 for fd in select.select(list(busy), [], [], max(0.0, wait))[0]:
                     w = busy[fd]
                     alive = w.pump()
-                    while w.jobs and (data := w.frame()) is not None:
+                    while w.jobs and (data := w.frame(3)) is not None:
                         i = w.jobs.popleft()[0]
-                        results[i] = _judge(samples[i], data, nonces[i])
+                        results[i] = _judge(samples[i], *data, nonces[i])
                     if not alive:
                         # A worker killed from outside: its jobs run once more on a fresh one. A job
                         # that kills its worker (an escape) dies twice and is a crash.
@@ -300,8 +307,6 @@ class Sandbox:
                         w.jobs = deque(j for j in w.jobs if j[0] not in again)
                         queue.extendleft(reversed(again))
                         self._fail_all(w, results, samples, "crash", "worker died")
-                    elif w.retiring and not w.jobs:
-                        self._replace(w)
                 now = time.monotonic()
                 for w in list(busy.values()):
                     if w.jobs and now > w.jobs[0][1]:
@@ -341,24 +346,27 @@ class Sandbox:
         self._workers[self._workers.index(w)] = _Worker(self.isolation)
 
     def _dispatch(self, w: _Worker, i: int, s: Sample, nonce: str) -> None:
-        job = {
+        # The header is all the worker reads; the parts go, unread by it, to the children it forks: the
+        # candidate's part to the candidate, the test code (check kind) to the sibling that runs it.
+        code = {"code": s.code, "entry": s.entry, "nonce": nonce, "prelude": s.prelude}
+        if s.kind == "call":
+            code["inputs"] = [_plain.encode(tuple(args)) for args, _ in s.tests]
+            parts = [code]
+        else:
+            parts = [code, {"test_code": s.test_code, "entry": s.entry, "nonce": nonce, "prelude": s.prelude}]
+        blobs = [json.dumps(p).encode() for p in parts]
+        head = {
             "id": i,
             "kind": s.kind,
-            "code": s.code,
-            "entry": s.entry,
-            "inputs": [_plain.encode(tuple(args)) for args, _ in s.tests] if s.kind == "call" else [],
             "time_limit": s.time_limit,
             "memory_mb": self.memory_mb,
             "result_cap": self.result_cap,
-            "nonce": nonce,
+            "sizes": [len(b) for b in blobs],
         }
         start = w.jobs[-1][1] - HOST_GRACE_S if w.jobs else time.monotonic()
         w.jobs.append((i, start + s.time_limit + HOST_GRACE_S))
         with contextlib.suppress(OSError):  # it died between jobs: the reply loop sees its stream end
-            w.send(json.dumps(job).encode())
-            if s.kind == "check":
-                w.retiring = True
-                w.send(json.dumps({"test_code": s.test_code}).encode())
+            w.send(json.dumps(head).encode(), *blobs)
 
 
 def _refuse(s: Sample) -> str:
@@ -371,12 +379,12 @@ def _refuse(s: Sample) -> str:
     return ""
 
 
-def _judge(s: Sample, frame: bytes, nonce: str) -> Result:
+def _judge(s: Sample, frame: bytes, raw_payload: bytes, raw_output: bytes, nonce: str) -> Result:
     """Turn a worker reply into a Result; everything from the child is untrusted and decoded strictly."""
     total = len(s.tests) if s.kind == "call" else 1
     try:
         reply = json.loads(frame)
-        status, output = reply["status"], str(reply.get("output", ""))[:4096]
+        status, output = reply["status"], raw_output.decode("utf-8", "replace")[:4096]
     except (ValueError, KeyError, TypeError):
         return Result("crash", total=total, detail="garbled worker reply")
     if status == "timeout":
@@ -387,7 +395,7 @@ def _judge(s: Sample, frame: bytes, nonce: str) -> Result:
             "crash", total=total, detail=f"{status} (signal {sig})" if sig else status, output=output
         )
     try:
-        payload = json.loads(reply["payload"], parse_constant=_plain._no_constants)
+        payload = json.loads(raw_payload.decode("utf-8", "replace"), parse_constant=_plain._no_constants)
         if type(payload) is not list or len(payload) != 2 or payload[0] != nonce:
             raise _plain.PlainError("no result frame with this call's nonce")
         body = payload[1]

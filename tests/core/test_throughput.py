@@ -54,7 +54,7 @@ def test_reasoning_gym_comparison_is_at_matched_digits():
     case = next(c for c in bench.cases_for("arithmetic") if c.resolved["digits"] == 4)
     row = bench.compare_reasoning_gym(case, budget=0.01, reps=1)
     assert row["digits"] == 4
-    assert row["generate_ratio"] > 0 and row["verify_ratio"] > 0
+    assert row["generate_ratio"] > 0 and row["verify_ratio"] > 0 and row["item_path_ratio"] > 0
     # A sum is not a two-factor product: nothing to compare it with.
     sum_case = next(c for c in bench.cases_for("arithmetic") if c.resolved["op"] == "sum")
     assert bench.compare_reasoning_gym(sum_case, budget=0.01, reps=1) is None
