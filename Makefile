@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint bench bench-readme clean sandbox-deps test-vllm
+.PHONY: demo test lint bench bench-readme clean sandbox-deps test-vllm gpu-pins
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,14 @@ $(VVENV)/.vllm: pyproject.toml constraints-vllm.txt
 
 test-vllm: $(VVENV)/.vllm
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 $(VVENV)/bin/python -m pytest -m vllm tests/trainers/test_trainer_vllm.py
+
+# Resolve (never install) the GPU stack of constraints-gpu.txt into gpu-pins.json. --isolated: ignore any
+# local find-links or constraints, which may offer a CPU torch wheel. Downloads ~3 GB of wheels once.
+gpu-pins:
+	$(PYTHON) -m venv /tmp/taskforge-gpu-pins
+	/tmp/taskforge-gpu-pins/bin/pip --isolated install --quiet --dry-run --ignore-installed \
+	    --report gpu-pins.json -c constraints-gpu.txt '.[train,vllm]'
+	@$(PYTHON) -c "import json; r = json.load(open('gpu-pins.json'))['install']; v = {p['metadata']['name']: p['metadata']['version'] for p in r}; print(len(r), 'packages;', ', '.join(f'{k} {v[k]}' for k in ('vllm', 'torch', 'transformers', 'trl')))"
 
 clean:
 	rm -rf $(VENV) $(VVENV) build *.egg-info

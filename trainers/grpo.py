@@ -230,6 +230,13 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path, heldout: Any 
     return TaskforgeCallback()
 
 
+def save_merged_lora(model: Any, out: Path) -> None:
+    """vLLM loads a full model folder, not an adapter: write the merged weights over the adapter files."""
+    model.merge_and_unload().save_pretrained(str(out))
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (out / name).unlink(missing_ok=True)
+
+
 def find_checkpoint(output_dir: str | Path, resume: str | bool) -> Path:
     """`resume` is a checkpoint folder, or True/'latest' for the newest checkpoint in the output dir."""
     if resume is True or resume == "latest":
@@ -338,6 +345,10 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
             **{"task_type": "CAUSAL_LM", "r": 8, "lora_alpha": 16, "target_modules": "all-linear", **cfg.lora}
         )
 
+    if cfg.use_vllm and cfg.vllm_mode == "colocate":
+        from taskforge.trainers.vllm_cpu import keep_cpu_linears_live
+
+        keep_cpu_linears_live()  # on CPU only: so TRL's weight syncs reach the logits vLLM samples from
     heldout = None
     if cfg.eval_every:
         from taskforge.trainers.heldout import HeldOut
@@ -366,6 +377,8 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
             trainer.save_model(
                 str(out)
             )  # the final model (or LoRA adapter) and tokenizer, ready for `taskforge eval`
+            if cfg.merge_lora and trainer.accelerator.is_main_process:
+                save_merged_lora(trainer.accelerator.unwrap_model(trainer.model), out)
     finally:
         stream.close()
     return TrainResult(

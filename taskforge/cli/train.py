@@ -97,7 +97,7 @@ def eval_cmd(
         None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"
     ),
     samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
-    k: str = typer.Option("1,3,5,7,10", "-k", help="comma-separated k for pass@k (each <= samples)"),
+    k: str = typer.Option(None, "-k", help="comma-separated k for pass@k, each <= samples [default: 1,3,5,7,10 up to --samples]"),
     backend: str = typer.Option("hf", "--backend", help="hf | vllm | openai"),
     base_url: str = typer.Option(
         None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
@@ -138,10 +138,10 @@ def eval_cmd(
 ) -> None:
     """Unbiased pass@k per family and level, and average completion tokens."""
     try:
-        ks = [int(x) for x in k.split(",") if x.strip()]
+        ks = None if k is None else [int(x) for x in k.split(",") if x.strip()]
     except ValueError:
         fail(f"-k must be comma-separated integers, got {k!r}")
-    from taskforge.trainers.evaluate import SCORINGS
+    from taskforge.trainers.evaluate import DEFAULT_KS, SCORINGS
 
     if scoring not in SCORINGS:
         fail(f"--scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
@@ -153,7 +153,7 @@ def eval_cmd(
         except ValueError as exc:
             fail(f"--surface: {exc}")
     if rescore is not None:
-        _rescore(rescore, scoring, output, ks, model_name, level, tokenizer)
+        _rescore(rescore, scoring, output, list(DEFAULT_KS) if ks is None else ks, model_name, level, tokenizer)
         return
     if model is None:
         fail("--model is required (or --rescore a results.jsonl)")
@@ -164,15 +164,15 @@ def eval_cmd(
     if backend in ("hf", "vllm"):
         _need_train_extra()
     check_writable(output, folder=True)  # before a model loads, not after minutes of sampling
-    from taskforge.trainers.evaluate import evaluate
+    from taskforge.trainers.evaluate import default_ks, evaluate
 
     result = evaluate(
         model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
         base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, limit=limit, model_name=model_name, scoring=scoring,
-        tokenizer=tokenizer, surface=surface,
+        tokenizer=tokenizer, surface=surface, progress=True,
     )
-    _print_table(result, ks, f"pass@k ({samples} samples per task, scoring {scoring})")
+    _print_table(result, default_ks(samples) if ks is None else ks, f"pass@k ({samples} samples per task, scoring {scoring})")
     say(f"completions and results in {output}")
 
 

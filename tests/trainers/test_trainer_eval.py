@@ -11,7 +11,15 @@ from math import comb
 import pytest
 
 import taskforge
-from taskforge.trainers.evaluate import evaluate, pass_at_k
+from taskforge.trainers.evaluate import (
+    EvalItem,
+    Sampling,
+    completion_seed,
+    default_ks,
+    evaluate,
+    pass_at_k,
+    sample_hf,
+)
 
 pytest.importorskip("transformers")
 
@@ -69,29 +77,45 @@ def test_hf_backend_on_tiny_model(tiny_model, tmp_path):
     assert summary["groups"] == json.loads(json.dumps(res.groups))
 
 
-class _CannedServer:
-    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 that answers from a prompt -> replies table."""
+def test_hf_samples_are_independent_draws_with_their_own_seeds(tiny_model):
+    tasks = list(taskforge.generate("arithmetic", 3, level=0, seed=1))
+    items = [EvalItem(t, "l0", t.messages) for t in tasks]
+    s = Sampling(samples=6, max_tokens=8, seed=3)
+    together = sample_hf(str(tiny_model), items, s)
+    for rows in together:  # n samples of one prompt differ (one seed per task made copies)
+        assert len({text for text, _ in rows}) == 6
+    # A completion depends on (run seed, task, sample index) only: not on the other prompts in its batch...
+    assert sample_hf(str(tiny_model), items[1:2], s) == together[1:2]
+    # ...and another run seed draws other completions.
+    other = sample_hf(str(tiny_model), items[1:2], Sampling(samples=6, max_tokens=8, seed=4))
+    assert other[0] != together[1]
+    assert len({completion_seed(3, t.id, j) for t in tasks for j in range(6)}) == 18
 
-    def __init__(self, table: dict[str, list[str]], max_n: int | None = None) -> None:
-        self.table, self.max_n, self.requests = table, max_n, []
+
+class _CannedServer:
+    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 that answers from a prompt -> replies table,
+    in turn per prompt, and counts each reply's tokens as its whitespace-separated words."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table, self.requests, self.lock = table, [], threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
                 if self.path != "/v1/chat/completions":
                     self.send_error(404)
                     return
                 prompt = body["messages"][-1]["content"]
                 replies = outer.table[prompt]
-                start = sum(min(r["n"], outer.max_n or r["n"]) for r in outer.requests[:-1]
-                            if r["messages"][-1]["content"] == prompt)
-                n = min(body["n"], outer.max_n or body["n"])
-                choices = [{"index": i, "message": {"role": "assistant", "content": replies[(start + i) % len(replies)]},
-                            "finish_reason": "stop"} for i in range(n)]
-                data = json.dumps({"id": "x", "object": "chat.completion", "choices": choices,
-                                   "usage": {"completion_tokens": 5 * n, "prompt_tokens": 1}}).encode()
+                with outer.lock:  # requests arrive concurrently
+                    start = sum(r["n"] for r in outer.requests if r["messages"][-1]["content"] == prompt)
+                    outer.requests.append(body)
+                texts = [replies[(start + i) % len(replies)] for i in range(body["n"])]
+                choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                           for i, t in enumerate(texts)]
+                usage = {"completion_tokens": sum(len(t.split()) for t in texts), "prompt_tokens": 1}
+                data = json.dumps({"id": "x", "object": "chat.completion", "choices": choices, "usage": usage}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -101,7 +125,10 @@ class _CannedServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 64  # the openai backend keeps 16 requests in flight
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -114,22 +141,32 @@ class _CannedServer:
         self.httpd.server_close()
 
 
-@pytest.mark.parametrize("max_n", [None, 3])  # 3: a server that returns fewer choices than asked
-def test_openai_backend_against_local_server(tmp_path, max_n):
+def test_openai_backend_against_local_server(tmp_path):
     tasks = list(taskforge.generate("arithmetic", 3, level=1, seed=2))
     correct = [0, 2, 5]  # of 6 samples per task
-    table = {t.prompt: [f"<answer>{t.answer}</answer>"] * c + [f"<answer>{int(t.answer) + 1}</answer>"] * (6 - c)
+    # Wrong replies are padded with 0..5 words, so each completion has its own token count.
+    table = {t.prompt: [f"<answer>{t.answer}</answer>"] * c
+             + [f"<answer>{int(t.answer) + 1}</answer>" + " pad" * i for i in range(6 - c)]
              for t, c in zip(tasks, correct, strict=True)}
     f = _write_tasks(tmp_path / "tasks.jsonl", tasks)
-    with _CannedServer(table, max_n) as server:
+    with _CannedServer(table) as server:
         res = evaluate("served-model", tasks_file=f, backend="openai", base_url=server.url, samples=6,
-                       ks=[1, 3, 5], output_dir=tmp_path / "out")
+                       ks=[1, 3, 5], output_dir=tmp_path / "out", seed=7)
     assert server.requests[0]["model"] == "served-model"
     assert server.requests[0]["temperature"] == 0.6 and server.requests[0]["top_p"] == 0.95
     (group,) = res.groups.values()
     for k in (1, 3, 5):
         assert group[f"pass@{k}"] == pytest.approx(sum(pass_at_k(6, c, k) for c in correct) / 3)
-    assert group["average_tokens"] == pytest.approx(5.0)
+    # One request per completion, each with the seed every backend derives for (run seed, task, sample).
+    assert len(server.requests) == 18 and all(r["n"] == 1 for r in server.requests)
+    for t in tasks:
+        sent = sorted(r["seed"] for r in server.requests if r["messages"][-1]["content"] == t.prompt)
+        assert sent == sorted(completion_seed(7, t.id, j) for j in range(6)) and len(set(sent)) == 6
+    # Tokens are counted per completion, not the request's average.
+    for rec in res.records:
+        assert rec["tokens"] == len(rec["completion"].split())
+    assert len({rec["tokens"] for rec in res.records}) > 1
+    assert group["average_tokens"] == pytest.approx(sum(r["tokens"] for r in res.records) / 18)
 
 
 def test_bench_dir_writes_saturn_results_per_level(tmp_path):
@@ -149,7 +186,7 @@ def test_bench_dir_writes_saturn_results_per_level(tmp_path):
     hard = json.loads((tmp_path / "out" / "lvl_hard" / "m" / "evaluation_results.json").read_text())
     keys = ["model_name", "pass@1", "pass@3", "pass@5", "pass@7", "pass@10", "average_tokens"]
     assert list(easy) == keys and list(hard) == keys
-    assert easy["pass@1"] == 1.0 and hard["pass@10"] == 0.0 and easy["average_tokens"] == 5.0
+    assert easy["pass@1"] == 1.0 and hard["pass@10"] == 0.0 and easy["average_tokens"] == 1.0
 
 
 def test_eval_cli(tmp_path):
@@ -166,6 +203,16 @@ def test_eval_cli(tmp_path):
                                   "--backend", "openai", "--base-url", server.url, "-o", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "pass@2" in res.output and (tmp_path / "o" / "completions.jsonl").is_file()
+    assert "tasks" in res.output and "completions/s" in res.output  # the progress bar
+    # The default k list is clipped to --samples; an explicit k above it stays an error.
+    assert default_ks(4) == [1, 3] and default_ks(12) == [1, 3, 5, 7, 10]
+    with _CannedServer(table) as server:
+        clipped = runner.invoke(app, ["eval", "--model", "m", "--tasks", str(f), "--samples", "4", "--backend",
+                                      "openai", "--base-url", server.url, "-o", str(tmp_path / "o2")])
+    assert clipped.exit_code == 0, clipped.output
+    assert "pass@3" in clipped.output and "pass@5" not in clipped.output
+    (group,) = json.loads((tmp_path / "o2" / "results.json").read_text())["groups"].values()
+    assert "pass@3" in group and "pass@5" not in group
     bad = runner.invoke(app, ["eval", "--model", "m", "--tasks", str(f), "--samples", "4", "-k", "1,5",
                               "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"])
     assert bad.exit_code == 2 and "k must lie in 1..samples" in bad.output

@@ -111,6 +111,17 @@ def test_vllm_asked_for_but_missing(tiny_model, tmp_path):
         load_config(cfg)
 
 
+def test_vllm_server_mode_needs_cuda(tiny_model, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    cfg = base_config(tiny_model, tmp_path / "out")
+    cfg.update(use_vllm=True, vllm_mode="server")
+    with pytest.raises(ConfigError, match="vllm_mode: server needs a CUDA GPU"):
+        load_config(cfg)
+
+
 def test_train_cli_bad_config_exits_2(tiny_model, tmp_path):
     import yaml
     from typer.testing import CliRunner
