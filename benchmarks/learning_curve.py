@@ -287,6 +287,7 @@ def main() -> None:
     ap.add_argument("--sft-steps", type=int, default=1100)
     ap.add_argument("--sft-lr", type=float, default=4e-3)
     ap.add_argument("--work", type=Path, default=None, help="keep models here; warm starts are reused")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in this many parallel processes")
     ap.add_argument("--warm-only", action="store_true", help="only build the warm starts (needs --work)")
     ap.add_argument("--target-gain", type=float, default=0.05, help="held-out target: warm start + this")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -312,8 +313,17 @@ def main() -> None:
             for seed in args.seeds:
                 print(f"seed {seed}: warm start {warm_start(seed, args, work)}", flush=True)
             return
-        for seed in args.seeds:
-            results["runs"][seed] = run_seed(seed, args, work)
+        if args.jobs > 1:  # seeds in parallel processes (spawned: torch and forks do not mix)
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+                futures = {seed: pool.submit(run_seed, seed, args, work) for seed in args.seeds}
+                results["runs"] = {seed: f.result() for seed, f in futures.items()}
+        else:
+            for seed in args.seeds:
+                results["runs"][seed] = run_seed(seed, args, work)
     results["seconds"] = time.perf_counter() - t0
     summary, table = summarise(results, args)
     results["summary"] = summary
