@@ -41,7 +41,9 @@ def _best(fn: Callable[[], object], rounds: int) -> float:
 
 def bench(level: int, mode: str, n: int, repeats: int, rounds: int) -> dict[str, str]:
     params = {"mode": mode}
-    gen_s = _best(lambda: list(taskforge.generate("json_schema", n, level=level, params=params, seed=123)), rounds)
+    gen_s = _best(
+        lambda: list(taskforge.generate("json_schema", n, level=level, params=params, seed=123)), rounds
+    )
     tasks = list(taskforge.generate("json_schema", n, level=level, params=params, seed=123))
 
     rng = random.Random(level)
@@ -86,10 +88,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per figure; the fastest counts")
     parser.add_argument("--levels", type=str, default="0,2,4,6,7")
     args = parser.parse_args()
-    rows = [bench(level, mode, args.tasks, args.repeats, args.rounds)
-            for mode in ("conform", "extract") for level in map(int, args.levels.split(","))]
-    print(f"json_schema throughput per CPU second, one process (OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}), {args.tasks} tasks per row, best of {args.rounds}\n")
+    rows = [
+        bench(level, mode, args.tasks, args.repeats, args.rounds)
+        for mode in ("conform", "extract")
+        for level in map(int, args.levels.split(","))
+    ]
+    print(
+        f"json_schema throughput per CPU second, one process (OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}), {args.tasks} tasks per row, best of {args.rounds}\n"
+    )
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

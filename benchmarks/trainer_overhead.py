@@ -33,8 +33,13 @@ def _config(model: str, out: str, steps: int) -> dict:
         # the model step (not taskforge's part) would then dominate everything.
         "tasks": [{"family": "arithmetic", "curriculum": True}, {"family": "sat", "level": 0}],
         "controller": {"name": "adaptive"},
-        "grpo": {"max_steps": steps, "num_generations": G, "per_device_train_batch_size": COMPLETIONS,
-                 "max_completion_length": 32, "learning_rate": 1e-4},
+        "grpo": {
+            "max_steps": steps,
+            "num_generations": G,
+            "per_device_train_batch_size": COMPLETIONS,
+            "max_completion_length": 32,
+            "learning_rate": 1e-4,
+        },
     }
 
 
@@ -109,8 +114,10 @@ def main() -> None:
     def ms(xs: list[float], q: float) -> float:
         return 1000 * sorted(xs)[min(int(q * len(xs)), len(xs) - 1)]
 
-    print(f"batch {COMPLETIONS} completions = {COMPLETIONS // G} prompts x G={G}; "
-          f"{args.steps} steps; arithmetic (adaptive) + sat level 0\n")
+    print(
+        f"batch {COMPLETIONS} completions = {COMPLETIONS // G} prompts x G={G}; "
+        f"{args.steps} steps; arithmetic (adaptive) + sat level 0\n"
+    )
     print("| part | median ms/step | p90 ms/step | share of a tiny-model CPU step |")
     print("|---|---:|---:|---:|")
     for k in ("draw", "verify+observe", "total"):

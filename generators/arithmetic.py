@@ -102,7 +102,20 @@ class Arithmetic(Generator):
     )
     levels = tuple(
         {"op": "mul", "digits": a, "digits_b": b}
-        for a, b in ((1, 1), (2, 1), (2, 2), (3, 2), (3, 3), (4, 4), (5, 5), (6, 6), (8, 8), (10, 10), (15, 15), (20, 20))
+        for a, b in (
+            (1, 1),
+            (2, 1),
+            (2, 2),
+            (3, 2),
+            (3, 3),
+            (4, 4),
+            (5, 5),
+            (6, 6),
+            (8, 8),
+            (10, 10),
+            (15, 15),
+            (20, 20),
+        )
     )
 
     def difficulty(self, params: dict[str, Any]) -> float:
@@ -128,7 +141,9 @@ class Arithmetic(Generator):
         else:
             most = a  # one per column of the terms (`addition_carries` counts no carry past the last)
         if lo > most:
-            raise KnobError(f"at most {most} carries are possible for {params['op']} at these digits; got min_carries={lo}")
+            raise KnobError(
+                f"at most {most} carries are possible for {params['op']} at these digits; got min_carries={lo}"
+            )
 
     def generate(self, params: dict[str, Any], rng: random.Random) -> Task:
         lo, hi = params["min_carries"], params["max_carries"]
@@ -147,7 +162,9 @@ class Arithmetic(Generator):
         meta: dict[str, Any] = {"expression": expr}
         if constrained:
             meta["carries"] = carries
-        return self.make_task(params, prompt=prompt, answer=str(value), check={"value": str(value)}, meta=meta)
+        return self.make_task(
+            params, prompt=prompt, answer=str(value), check={"value": str(value)}, meta=meta
+        )
 
     def sampler_many(self, params: dict[str, Any], seed: int, split: str) -> Callable[[int, int], list[Task]]:
         """Plain products (no carry bounds) built straight into Task records; everything else takes the
@@ -231,7 +248,9 @@ class Arithmetic(Generator):
 
         return block
 
-    def _draw(self, params: dict[str, Any], rng: random.Random, count_carries: bool) -> tuple[list[int], int, int]:
+    def _draw(
+        self, params: dict[str, Any], rng: random.Random, count_carries: bool
+    ) -> tuple[list[int], int, int]:
         neg = params["negative"]
         if params["op"] == "mul":
             a = _operand(rng, params["digits"], neg)

@@ -239,9 +239,7 @@ class Code(Generator):
             f"and return the result:\n{steps}\n"
         )
         if shown:
-            prompt += "\nExamples:\n" + "".join(
-                f"{ENTRY}({x!r}) == {reference(x)!r}\n" for x in shown
-            )
+            prompt += "\nExamples:\n" + "".join(f"{ENTRY}({x!r}) == {reference(x)!r}\n" for x in shown)
         prompt += "\n" + INSTRUCTION
         check = {
             "mode": "io",
@@ -375,6 +373,8 @@ def load_problems(
         prompt = f"Complete the Python function `{entry}`:\n\n```python\n{row['prompt'].rstrip()}\n```\n\n{INSTRUCTION}"
         meta = {"task_id": str(row.get("task_id", index)), "source": shape}
         # A loaded problem has no knobs: empty params, and the difficulty the problem set gives.
-        task = gen.make_task({}, prompt=prompt, answer=answer, check=check, meta=meta, difficulty=row.get("difficulty", 0.0))
+        task = gen.make_task(
+            {}, prompt=prompt, answer=answer, check=check, meta=meta, difficulty=row.get("difficulty", 0.0)
+        )
         tasks.append(task.placed(0, str(row.get("split", "test")), index))
     return tasks

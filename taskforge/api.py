@@ -94,7 +94,10 @@ def _verify_share(gen: Generator, tasks: list[Task], responses: list[Any]) -> li
         got = []
     if len(got) != len(tasks):
         got = [None] * len(tasks)
-    return [v if isinstance(v, Verdict) else gen.safe_verify(t, r) for v, t, r in zip(got, tasks, responses, strict=True)]
+    return [
+        v if isinstance(v, Verdict) else gen.safe_verify(t, r)
+        for v, t, r in zip(got, tasks, responses, strict=True)
+    ]
 
 
 @functools.lru_cache(maxsize=4096)

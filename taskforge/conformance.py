@@ -100,7 +100,6 @@ def load_generator_class(target: str | type[Generator] | Generator) -> type[Gene
     raise PluginError(f"cannot make a generator out of {target!r}")
 
 
-
 def _digest(cls_path: str, samples: int, seed: int) -> str:
     cls = load_generator_class(cls_path)
     gen = cls()
@@ -120,7 +119,9 @@ class Probe:
     """What the checks look at: one generator, its resolved levels, and `samples` train tasks per level
     at `seed` (drawn once, on first use, and shared by the checks)."""
 
-    def __init__(self, cls: type[Generator], *, samples: int = 4, seed: int = 0, cross_process: bool = True) -> None:
+    def __init__(
+        self, cls: type[Generator], *, samples: int = 4, seed: int = 0, cross_process: bool = True
+    ) -> None:
         self.cls, self.gen = cls, cls()
         self.samples, self.seed, self.cross_process = samples, seed, cross_process
         self._levels: list[dict[str, Any]] | None = None
@@ -147,7 +148,7 @@ def check_declares(probe: Probe) -> str | None:
     level of the ladder passes `resolve_params` (ranges and `check_params`)."""
     cls = probe.cls
     if not getattr(cls, "family", None) or not isinstance(cls.family, str):
-        return "no `family` name: set the class attribute `family = \"my-family\"`"
+        return 'no `family` name: set the class attribute `family = "my-family"`'
     if not cls.levels:
         return "no levels: set `levels` to at least one dict of knob settings, easy to hard"
     for knob in cls.knobs:
@@ -288,7 +289,10 @@ def check_verify_many(probe: Probe) -> str | None:
     responses += [gen.corrupt_answer(t, rng) or "" for t in tasks] + [None] * min(2, len(tasks))
     tasks = tasks + tasks + tasks[:2]
     batch = [(v.passed, v.score, v.reason) for v in gen.verify_many(tasks, responses)]
-    single = [(v.passed, v.score, v.reason) for v in (gen.safe_verify(t, r) for t, r in zip(tasks, responses, strict=True))]
+    single = [
+        (v.passed, v.score, v.reason)
+        for v in (gen.safe_verify(t, r) for t, r in zip(tasks, responses, strict=True))
+    ]
     for i, (a, b) in enumerate(zip(batch, single, strict=True)):
         if a != b:
             return f"verify_many gave {a} for response {i}, safe_verify gave {b}: the batch path must agree"
@@ -310,7 +314,9 @@ def check_difficulty_monotone(probe: Probe) -> str | None:
 def check_splits_disjoint(probe: Probe) -> str | None:
     """Train, val and test share no task id at any level (`sample` keeps each split to its id buckets)."""
     for level, params in enumerate(probe.levels):
-        ids = {s: {probe.gen.sample(params, probe.seed, s, i).id for i in range(probe.samples)} for s in SPLITS}
+        ids = {
+            s: {probe.gen.sample(params, probe.seed, s, i).id for i in range(probe.samples)} for s in SPLITS
+        }
         for a in SPLITS:
             for b in SPLITS:
                 if a < b and ids[a] & ids[b]:

@@ -268,7 +268,6 @@ class Generator:
                 return task.placed(seed, split, index)
         raise too_few_problems(self.family, params, split)
 
-
     def screen(self, response: Any) -> Verdict | None:
         """The Verdict for a response refused before the family's verifier sees it, else None: not
         text (malformed), or longer than `max_response_chars` (rejected, in constant time: extractors

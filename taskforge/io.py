@@ -361,7 +361,9 @@ class _ParquetWriter:
     def recover(self) -> int:
         for stray in self.parts.glob("*.tmp"):
             stray.unlink()
-        self.count = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(self.parts.glob("part-*.parquet")))
+        self.count = sum(
+            pq.ParquetFile(p).metadata.num_rows for p in sorted(self.parts.glob("part-*.parquet"))
+        )
         return self.count
 
     def append(self, lines: list[str]) -> None:

@@ -1,22 +1,22 @@
 """The training configuration (one YAML file) and its validation, done before any model loads.
 
-    model: runs/tiny-model            # a local folder (no hub access at run time)
-    output_dir: runs/tiny-grpo
-    seed: 0
-    tasks:                            # the mix: family, weight, and either fixed params/level or a curriculum
-      - {family: arithmetic, weight: 1.0, curriculum: true}
-      - {family: sat, weight: 1.0, level: 0}
-    controller: {name: adaptive}      # and its settings, passed to make_controller
-    grpo: {max_steps: 50, num_generations: 4, per_device_train_batch_size: 8, max_completion_length: 32}
-    lora: false                       # or {r: 8, lora_alpha: 16, target_modules: all-linear}
-    merge_lora: false                 # true: save the merged model, not the adapter (what vLLM loads)
-    use_vllm: false
-    vllm_mode: colocate
-    format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
-    eval_every: 10                    # held-out pass@1 per level at step 0 and every 10 steps (0: off)
-    eval: {levels: [0, 1, 2], tasks_per_level: 4, samples: 4}   # test split; default levels: all
-    reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
-    length_reward: {method: hapo, weight: 0.2}   # optional: laser, laser_d, hapo, shorter_better
+model: runs/tiny-model            # a local folder (no hub access at run time)
+output_dir: runs/tiny-grpo
+seed: 0
+tasks:                            # the mix: family, weight, and either fixed params/level or a curriculum
+  - {family: arithmetic, weight: 1.0, curriculum: true}
+  - {family: sat, weight: 1.0, level: 0}
+controller: {name: adaptive}      # and its settings, passed to make_controller
+grpo: {max_steps: 50, num_generations: 4, per_device_train_batch_size: 8, max_completion_length: 32}
+lora: false                       # or {r: 8, lora_alpha: 16, target_modules: all-linear}
+merge_lora: false                 # true: save the merged model, not the adapter (what vLLM loads)
+use_vllm: false
+vllm_mode: colocate
+format_reward: 0.0                # weight of the separate format reward; 0 leaves it out
+eval_every: 10                    # held-out pass@1 per level at step 0 and every 10 steps (0: off)
+eval: {levels: [0, 1, 2], tasks_per_level: 4, samples: 4}   # test split; default levels: all
+reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
+length_reward: {method: hapo, weight: 0.2}   # optional: laser, laser_d, hapo, shorter_better
 """
 
 from __future__ import annotations
@@ -48,13 +48,33 @@ GRPO_DEFAULTS = {
     "learning_rate": 1e-4,
 }
 TOP_KEYS = {
-    "model", "output_dir", "seed", "tasks", "controller", "grpo", "lora", "use_vllm", "vllm_mode",
-    "format_reward", "verify_workers", "stream", "reward", "eval_every", "eval", "length_reward",
+    "model",
+    "output_dir",
+    "seed",
+    "tasks",
+    "controller",
+    "grpo",
+    "lora",
+    "use_vllm",
+    "vllm_mode",
+    "format_reward",
+    "verify_workers",
+    "stream",
+    "reward",
+    "eval_every",
+    "eval",
+    "length_reward",
     "merge_lora",
 }
 # The held-out evaluation during training (`eval_every: N`): test-split tasks at chosen levels of each
 # family, n samples each, pass@1 per level. Defaults keep it to seconds on the tiny model.
-EVAL_DEFAULTS = {"levels": None, "tasks_per_level": 4, "samples": 4, "temperature": 1.0, "max_new_tokens": None}
+EVAL_DEFAULTS = {
+    "levels": None,
+    "tasks_per_level": 4,
+    "samples": 4,
+    "temperature": 1.0,
+    "max_new_tokens": None,
+}
 TASK_KEYS = {"family", "weight", "level", "params", "curriculum", "max_level"}
 
 
@@ -226,7 +246,9 @@ def validate(cfg: TrainConfig) -> None:
         if t.weight <= 0:
             raise ConfigError(f"task weight for {t.family} must be > 0, got {t.weight}")
         if t.curriculum and (t.level is not None or t.params):
-            raise ConfigError(f"{t.family}: give either fixed `level`/`params` or `curriculum: true`, not both")
+            raise ConfigError(
+                f"{t.family}: give either fixed `level`/`params` or `curriculum: true`, not both"
+            )
         if t.max_level is not None and not (t.curriculum and 0 <= t.max_level < len(cls.levels)):
             raise ConfigError(
                 f"{t.family}: max_level needs curriculum: true and 0 <= max_level < {len(cls.levels)}"
@@ -244,9 +266,13 @@ def validate(cfg: TrainConfig) -> None:
 
         # TRL 1.16 pushes the policy's weights to `trl vllm-serve` over NCCL only, which needs CUDA.
         if not torch.cuda.is_available():
-            raise ConfigError("vllm_mode: server needs a CUDA GPU (TRL syncs weights to `trl vllm-serve` over NCCL); on CPU use vllm_mode: colocate")
+            raise ConfigError(
+                "vllm_mode: server needs a CUDA GPU (TRL syncs weights to `trl vllm-serve` over NCCL); on CPU use vllm_mode: colocate"
+            )
     if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
-        raise ConfigError("use_vllm is set but vllm is not installed (pip install 'taskforge[vllm]', see make test-vllm)")
+        raise ConfigError(
+            "use_vllm is set but vllm is not installed (pip install 'taskforge[vllm]', see make test-vllm)"
+        )
     if cfg.lora is not None:
         if importlib.util.find_spec("peft") is None:
             raise ConfigError("lora is set but peft is not installed (pip install 'taskforge[train]')")
@@ -286,7 +312,9 @@ def _validate_eval(cfg: TrainConfig) -> None:
             raise ConfigError(f"eval.{key} must be >= 1, got {cfg.eval[key]}")
     levels = cfg.eval["levels"]
     if levels is not None:
-        if not isinstance(levels, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in levels):
+        if not isinstance(levels, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in levels
+        ):
             raise ConfigError(f"eval.levels must be a list of level numbers, got {levels!r}")
         for t in (t for t in cfg.tasks if t.curriculum):  # fixed families are evaluated at their own level
             n = len(generator_class(t.family).levels)
@@ -326,6 +354,8 @@ def _validate_controller(cfg: TrainConfig) -> None:
         if t.curriculum:
             try:
                 space = KnobSpace.from_generator(generator_class(t.family), max_level=t.max_level)
-                make_controller(cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **settings)
+                make_controller(
+                    cfg.controller["name"], space=space, group_size=cfg.group_size, seed=cfg.seed, **settings
+                )
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"controller for {t.family}: {exc}") from None

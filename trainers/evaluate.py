@@ -197,11 +197,15 @@ def sample_hf(
     out: Completions = []
     for start in range(0, len(items), batch_prompts):
         chunk = items[start : start + batch_prompts]
-        texts = [tok.apply_chat_template(it.messages, tokenize=False, add_generation_prompt=True) for it in chunk]
+        texts = [
+            tok.apply_chat_template(it.messages, tokenize=False, add_generation_prompt=True) for it in chunk
+        ]
         # Row i*n + j is sample j of prompt i (greedy decoding refuses num_return_sequences > 1).
         rows_in = [t for t in texts for _ in range(s.samples)]
         enc = tok(rows_in, return_tensors="pt", padding=True, add_special_tokens=False)
-        procs = LogitsProcessorList([_seeded_sampler(_seeds(chunk, s), s.temperature, s.top_p)] if s.temperature > 0 else [])
+        procs = LogitsProcessorList(
+            [_seeded_sampler(_seeds(chunk, s), s.temperature, s.top_p)] if s.temperature > 0 else []
+        )
         with torch.no_grad():
             gen = model.generate(**enc, generation_config=gen_config, logits_processor=procs)
         new = gen[:, enc["input_ids"].shape[1] :]
@@ -341,8 +345,15 @@ def progress_bar(n_tasks: int, enabled: bool = True) -> Iterator[Progress | None
 
     start, completions = time.monotonic(), 0
     columns = (
-        TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks,"), TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
+        TextColumn("eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tasks,"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("elapsed,"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
     )
     with Bar(*columns, console=Console(stderr=True)) as bar:
         handle = bar.add_task("eval", total=n_tasks, rate="- completions/s,")
@@ -540,7 +551,9 @@ def _write_ours(out: Path, result: EvalResult, name: str) -> None:
     with (out / "completions.jsonl").open("w", encoding="utf-8") as fh:
         for rec in result.records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    (out / "results.json").write_text(json.dumps({"model_name": name, "groups": result.groups}, indent=2) + "\n")
+    (out / "results.json").write_text(
+        json.dumps({"model_name": name, "groups": result.groups}, indent=2) + "\n"
+    )
 
 
 def _check_ks(ks: Sequence[int], samples: int | None) -> None:
@@ -596,12 +609,16 @@ def evaluate(
     if backend != "openai" and not Path(model).is_dir():
         raise ConfigError(f"model folder {model} does not exist")
     if backend == "vllm" and (Path(model) / "adapter_config.json").is_file():
-        raise ConfigError(f"{model} holds a LoRA adapter, which the vllm backend does not load: train with `merge_lora: true`, or use --backend hf")
+        raise ConfigError(
+            f"{model} holds a LoRA adapter, which the vllm backend does not load: train with `merge_lora: true`, or use --backend hf"
+        )
     if backend == "vllm":
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            raise MissingExtraError("backend vllm asked for, but vllm is not installed: pip install 'taskforge[vllm]'")
+            raise MissingExtraError(
+                "backend vllm asked for, but vllm is not installed: pip install 'taskforge[vllm]'"
+            )
     check_writable(output_dir, folder=True)
 
     if bench_dir is not None:
@@ -697,7 +714,9 @@ def rescore(
     for i, row in enumerate(rows, 1):
         comps = row.get("completions") if isinstance(row, dict) else None
         if not isinstance(comps, list) or not comps or not all(isinstance(c, str) for c in comps):
-            raise DatasetError(f"{path}: record {i} has no `completions` list of strings (not a results.jsonl)")
+            raise DatasetError(
+                f"{path}: record {i} has no `completions` list of strings (not a results.jsonl)"
+            )
     _check_ks(ks, None)
     if level is None:
         grand = path.resolve().parent.parent.name

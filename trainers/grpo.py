@@ -322,7 +322,10 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         from taskforge.trainers import shaping
 
         shaper = shaping.make_length_reward(
-            cfg.length_reward, cfg.group_size, correct=reward, max_completion_length=args.max_completion_length
+            cfg.length_reward,
+            cfg.group_size,
+            correct=reward,
+            max_completion_length=args.max_completion_length,
         )
         if ckpt is not None:
             shaping.load_shaping_state(shaper, ckpt)

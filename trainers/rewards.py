@@ -56,7 +56,9 @@ class StepStats:
                 self.total[key] += 1
                 self.passed[key] += bool(passed)
 
-    def add_group(self, family: str, level: str, rewards: Sequence[float], predicted_zero_var: float | None) -> None:
+    def add_group(
+        self, family: str, level: str, rewards: Sequence[float], predicted_zero_var: float | None
+    ) -> None:
         with self._lock:
             self.groups += 1
             self.zero_var_groups += len(set(rewards)) == 1
@@ -68,13 +70,17 @@ class StepStats:
         """The metrics since the last drain, flat scalars named as they appear in TensorBoard / W&B; then
         start afresh. `cells/<family>/<level>` is the share of the groups the controller put there."""
         with self._lock:
-            out: dict[str, float] = {f"pass_rate/{k}": self.passed[k] / n for k, n in sorted(self.total.items())}
+            out: dict[str, float] = {
+                f"pass_rate/{k}": self.passed[k] / n for k, n in sorted(self.total.items())
+            }
             if self.groups:
                 out["taskforge/groups"] = float(self.groups)
                 out["taskforge/frac_groups_zero_var"] = self.zero_var_groups / self.groups
                 out.update({f"cells/{k}": n / self.groups for k, n in sorted(self.cells.items())})
             if self.predicted_zero_var:
-                out["taskforge/predicted_zero_var"] = sum(self.predicted_zero_var) / len(self.predicted_zero_var)
+                out["taskforge/predicted_zero_var"] = sum(self.predicted_zero_var) / len(
+                    self.predicted_zero_var
+                )
             self._reset()
             return out
 
@@ -161,12 +167,20 @@ class TaskReward:
             verdicts = verify_many(tasks, texts, self.workers)
             rewards, passed = [float(v.score) for v in verdicts], [v.passed for v in verdicts]
         return [
-            Scored(t.id, float(r), bool(ok), t.family, level_label(t),
-                   self.predict_zero_var(t) if self.predict_zero_var else None)
+            Scored(
+                t.id,
+                float(r),
+                bool(ok),
+                t.family,
+                level_label(t),
+                self.predict_zero_var(t) if self.predict_zero_var else None,
+            )
             for t, r, ok in zip(tasks, rewards, passed, strict=True)
         ]
 
-    def __call__(self, prompts: Any = None, completions: Any = None, completion_ids: Any = None, **kwargs: Any) -> list[float]:
+    def __call__(
+        self, prompts: Any = None, completions: Any = None, completion_ids: Any = None, **kwargs: Any
+    ) -> list[float]:
         if "task" not in kwargs:
             raise ValueError("reward function needs the dataset's `task` column (the task JSON)")
         local = self.score(completions, kwargs["task"])

@@ -61,8 +61,23 @@ _WRITE_NODES = re.compile(r'"type":"(DELETE|INSERT|UPDATE|MERGE)[A-Z_]*_NODE"')
 # Functions that build one huge value inside a single call, where DuckDB does not check for interrupts:
 # `SELECT len(range(1000000000))` ran 190 s and `repeat('x', 1e9)` 15 s past a 0.5 s deadline, outside the
 # memory limit. No answer needs them, so they are refused by name (confirmed in the parse tree).
-DENIED_FUNCTIONS = frozenset({"range", "generate_series", "repeat", "repeat_row", "lpad", "rpad", "list_resize",
-                              "array_resize", "bar", "printf", "format", "sprintf", "enum_range"})
+DENIED_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "repeat",
+        "repeat_row",
+        "lpad",
+        "rpad",
+        "list_resize",
+        "array_resize",
+        "bar",
+        "printf",
+        "format",
+        "sprintf",
+        "enum_range",
+    }
+)
 _DENIED_WORDS = re.compile(r"\b(" + "|".join(sorted(DENIED_FUNCTIONS)) + r")\b", re.IGNORECASE)
 
 
@@ -360,8 +375,9 @@ class Outcome:
     error: str = ""
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement, *, timeout_s: float,
-              max_rows: int) -> Outcome:
+def run_query(
+    con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement, *, timeout_s: float, max_rows: int
+) -> Outcome:
     """Execute an already-checked SELECT (text or `parse_statement`'s tree) with a deadline; fetch at
     most max_rows + 1 rows."""
     with _run_lock, _watchdog.guard(con, timeout_s) as dog:
@@ -451,8 +467,12 @@ def sort_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     return sorted(rows, key=_exact_row_key)
 
 
-def compare(got: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], order_keys: Sequence[int] | None,
-            gold_sorted: Sequence[Sequence[Any]] | None = None) -> str:
+def compare(
+    got: Sequence[Sequence[Any]],
+    gold: Sequence[Sequence[Any]],
+    order_keys: Sequence[int] | None,
+    gold_sorted: Sequence[Sequence[Any]] | None = None,
+) -> str:
     """'' when `got` matches `gold`, else a short reason. Multiset semantics; with `order_keys` (output
     positions the gold query sorts by) the sequence of those key values must also match, so rows tied on
     the sort keys may come in any order. `gold_sorted` is `sort_rows(gold)`, passed when cached."""

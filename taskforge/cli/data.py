@@ -34,8 +34,12 @@ from taskforge.task import Task
 
 def progress_bar() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -74,8 +78,12 @@ def generate(
     split: str = typer.Option("train", help="train, val, test (disjoint) or any name"),
     workers: int = typer.Option(1, "--workers", "-w", help="generation processes"),
     resume: bool = typer.Option(False, help="complete a killed run of the same command"),
-    ray: bool = typer.Option(False, "--ray", help="render blocks on a Ray cluster (pip install 'taskforge[ray]')"),
-    ray_address: str = typer.Option("local", help="with --ray: local (start one), auto, or a cluster address"),
+    ray: bool = typer.Option(
+        False, "--ray", help="render blocks on a Ray cluster (pip install 'taskforge[ray]')"
+    ),
+    ray_address: str = typer.Option(
+        "local", help="with --ray: local (start one), auto, or a cluster address"
+    ),
     unique: bool = typer.Option(
         False, help="drop repeated task ids (first kept) and report how many distinct tasks the level holds"
     ),
@@ -88,7 +96,13 @@ def generate(
     if ray and unique:
         fail("--unique is not available with --ray; generate without --ray to drop repeated ids")
     spec = DatasetSpec(
-        n=n, family=family, mix=parse_mix(mix), level=level, params=parse_params(param), seed=seed, split=split,
+        n=n,
+        family=family,
+        mix=parse_mix(mix),
+        level=level,
+        params=parse_params(param),
+        seed=seed,
+        split=split,
         unique=unique,
     )
     if ray:
@@ -136,14 +150,25 @@ def unique_report(out: Path, n: int) -> str:
 # ---- verify -------------------------------------------------------------------------------------
 def _verify_chunk(items: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
     tasks = [Task.from_json(task_json) for task_json, _ in items]
-    pairs = [(task, k, response) for task, (_, responses) in zip(tasks, items, strict=True) for k, response in enumerate(responses)]
+    pairs = [
+        (task, k, response)
+        for task, (_, responses) in zip(tasks, items, strict=True)
+        for k, response in enumerate(responses)
+    ]
     verdicts = verify_many([t for t, _, _ in pairs], [r for _, _, r in pairs])
     rows = []
     for (task, k, _), v in zip(pairs, verdicts, strict=True):
         parsed = v.parsed if isinstance(v.parsed, str | int | float | bool | type(None)) else str(v.parsed)
         rows.append(
-            {"id": task.id, "sample": k, "passed": v.passed, "score": v.score, "reason": v.reason,
-             "parsed": parsed, "details": v.details}
+            {
+                "id": task.id,
+                "sample": k,
+                "passed": v.passed,
+                "score": v.score,
+                "reason": v.reason,
+                "parsed": parsed,
+                "details": v.details,
+            }
         )
     return rows
 
@@ -211,7 +236,13 @@ def verify(
     for (family, level), rows in sorted(groups.items()):
         reasons = Counter(r["reason"] for r in rows)
         rate = sum(r["passed"] for r in rows) / len(rows)
-        table.add_row(escape(family), escape(level), str(len(rows)), f"{rate:.3f}", ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+        table.add_row(
+            escape(family),
+            escape(level),
+            str(len(rows)),
+            f"{rate:.3f}",
+            ", ".join(f"{k} {v}" for k, v in reasons.most_common()),
+        )
     console.print(table)
     if out:
         say(f"wrote {out} ({len(verdicts)} verdicts)")
@@ -250,5 +281,12 @@ def stats(file: Path = typer.Argument(..., help="tasks file (.jsonl or .parquet)
             level = generator_class(family).level_of(json.loads(params))
         except (TaskforgeError, ValueError):
             level = None
-        table.add_row(escape(family), "custom" if level is None else f"L{level}", escape(split), f"{difficulty:.2f}", str(count), escape(params))
+        table.add_row(
+            escape(family),
+            "custom" if level is None else f"L{level}",
+            escape(split),
+            f"{difficulty:.2f}",
+            str(count),
+            escape(params),
+        )
     console.print(table)

@@ -53,8 +53,12 @@ def demo(
             examples[family] = tasks[len(tasks) // 2]
             diffs = [t.difficulty for t in tasks]
             table.add_row(
-                family, str(n_levels), str(len(tasks)), f"{passed}/{len(tasks)}",
-                f"{min(diffs):.1f}-{max(diffs):.1f}", f"{1e3 * gen_time / len(tasks):.2f}",
+                family,
+                str(n_levels),
+                str(len(tasks)),
+                f"{passed}/{len(tasks)}",
+                f"{min(diffs):.1f}-{max(diffs):.1f}",
+                f"{1e3 * gen_time / len(tasks):.2f}",
                 f"{1e3 * ver_time / len(tasks):.3f}",
             )
     path = out / "demo.jsonl"

@@ -38,5 +38,10 @@ def list_families(as_json: bool = False) -> None:
         levels = "\n".join(
             f"{i}: " + ", ".join(f"{k}={v}" for k, v in lvl.items()) for i, lvl in enumerate(r["levels"])
         )
-        table.add_row(f"{escape(r['family'])}\n[dim]{escape(r['module'])}[/]", escape(r["version"]), escape(knobs), escape(levels))
+        table.add_row(
+            f"{escape(r['family'])}\n[dim]{escape(r['module'])}[/]",
+            escape(r["version"]),
+            escape(knobs),
+            escape(levels),
+        )
     console.print(table)

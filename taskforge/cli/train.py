@@ -84,7 +84,9 @@ def train_cmd(
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate launch the main process reports
     if result.already_done:
-        say(f"nothing to do: the run already reached max_steps ({result.global_step}); output {result.output_dir}")
+        say(
+            f"nothing to do: the run already reached max_steps ({result.global_step}); output {result.output_dir}"
+        )
         return
     say(f"done: {result['global_step']} steps; run log {result['log_path']}; output {result['output_dir']}")
 
@@ -97,7 +99,9 @@ def eval_cmd(
         None, "--bench", help="Saturn-style benchmark folder: one JSONL file per level"
     ),
     samples: int = typer.Option(12, "--samples", help="completions per task (n)"),
-    k: str = typer.Option(None, "-k", help="comma-separated k for pass@k, each <= samples [default: 1,3,5,7,10 up to --samples]"),
+    k: str = typer.Option(
+        None, "-k", help="comma-separated k for pass@k, each <= samples [default: 1,3,5,7,10 up to --samples]"
+    ),
     backend: str = typer.Option("hf", "--backend", help="hf | vllm | openai"),
     base_url: str = typer.Option(
         None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
@@ -153,7 +157,9 @@ def eval_cmd(
         except ValueError as exc:
             fail(f"--surface: {exc}")
     if rescore is not None:
-        _rescore(rescore, scoring, output, list(DEFAULT_KS) if ks is None else ks, model_name, level, tokenizer)
+        _rescore(
+            rescore, scoring, output, list(DEFAULT_KS) if ks is None else ks, model_name, level, tokenizer
+        )
         return
     if model is None:
         fail("--model is required (or --rescore a results.jsonl)")
@@ -167,12 +173,31 @@ def eval_cmd(
     from taskforge.trainers.evaluate import default_ks, evaluate
 
     result = evaluate(
-        model, tasks_file=tasks, bench_dir=bench, backend=backend, samples=samples, ks=ks,
-        base_url=base_url, api_key=api_key, output_dir=output, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, seed=seed, limit=limit, model_name=model_name, scoring=scoring,
-        tokenizer=tokenizer, surface=surface, progress=True,
+        model,
+        tasks_file=tasks,
+        bench_dir=bench,
+        backend=backend,
+        samples=samples,
+        ks=ks,
+        base_url=base_url,
+        api_key=api_key,
+        output_dir=output,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        limit=limit,
+        model_name=model_name,
+        scoring=scoring,
+        tokenizer=tokenizer,
+        surface=surface,
+        progress=True,
     )
-    _print_table(result, default_ks(samples) if ks is None else ks, f"pass@k ({samples} samples per task, scoring {scoring})")
+    _print_table(
+        result,
+        default_ks(samples) if ks is None else ks,
+        f"pass@k ({samples} samples per task, scoring {scoring})",
+    )
     say(f"completions and results in {output}")
 
 
@@ -191,7 +216,13 @@ def _rescore(
         _need_train_extra()
     check_writable(output, folder=True)
     result = rescore(
-        path, scoring=scoring, output_dir=output, ks=ks, model_name=model_name, level=level, tokenizer=tokenizer
+        path,
+        scoring=scoring,
+        output_dir=output,
+        ks=ks,
+        model_name=model_name,
+        level=level,
+        tokenizer=tokenizer,
     )
     _print_table(result, ks, f"pass@k of {path} (scoring {scoring})")
     say(f"rescored results in {output}")

@@ -21,7 +21,9 @@ def test_list_shows_families_knobs_and_levels():
 
 def test_generate_verify_stats_round(tmp_path):
     tasks = tmp_path / "t.jsonl"
-    res = run("generate", "arithmetic", "-n", 40, "--level", 3, "-p", "negative=true", "-o", tasks, "--seed", 3)
+    res = run(
+        "generate", "arithmetic", "-n", 40, "--level", 3, "-p", "negative=true", "-o", tasks, "--seed", 3
+    )
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in tasks.read_text().splitlines()]
     assert len(rows) == 40 and all(r["params"]["negative"] is True for r in rows)
@@ -29,7 +31,12 @@ def test_generate_verify_stats_round(tmp_path):
     responses = tmp_path / "r.jsonl"
     with open(responses, "w") as fh:
         for r in rows[:20]:
-            fh.write(json.dumps({"id": r["id"], "responses": [f"<answer>{r['answer']}</answer>", "<answer>0</answer>"]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"id": r["id"], "responses": [f"<answer>{r['answer']}</answer>", "<answer>0</answer>"]}
+                )
+                + "\n"
+            )
     verdicts = tmp_path / "v.jsonl"
     res = run("verify", tasks, responses, "-o", verdicts)
     assert res.exit_code == 0, res.output

@@ -10,7 +10,8 @@ SLOW_FAMILIES = {"sql", "code"}
 
 
 @pytest.mark.parametrize(
-    "family", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in taskforge.families()]
+    "family",
+    [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in taskforge.families()],
 )
 def test_family_passes_conformance(family):
     report = check_generator(family, samples=3)

@@ -42,7 +42,10 @@ def test_item_seed_is_not_seed_plus_index():
 
 def test_splits_disjoint_even_on_a_tiny_problem_space():
     # 1-digit x 1-digit has 81 problems: seeds alone would collide, the id buckets do not.
-    ids = {s: {t.id for t in taskforge.generate("arithmetic", 300, level=0, split=s)} for s in ("train", "val", "test")}
+    ids = {
+        s: {t.id for t in taskforge.generate("arithmetic", 300, level=0, split=s)}
+        for s in ("train", "val", "test")
+    }
     assert ids["train"] and ids["val"] and ids["test"]
     assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
     assert all(split_owns("val", i) for i in ids["val"])

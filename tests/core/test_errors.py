@@ -48,7 +48,9 @@ def test_every_error_is_a_taskforge_error_with_its_old_builtin_base():
     from taskforge.sandbox import SandboxUnavailable
     from taskforge.trainers.config import ConfigError
 
-    assert issubclass(SandboxUnavailable, errors.SandboxUnavailableError) and ConfigError is errors.ConfigError
+    assert (
+        issubclass(SandboxUnavailable, errors.SandboxUnavailableError) and ConfigError is errors.ConfigError
+    )
 
 
 @pytest.mark.parametrize(
@@ -67,7 +69,20 @@ def test_a_generation_error_mid_run_removes_the_partial_files(tmp_path):
     # Allowed by check_params (at most 4 carries at 1x1 digits), but no 1x1 product has 4.
     out = tmp_path / "x.jsonl"
     line = one_error_line(
-        run("generate", "arithmetic", "-n", 3, "-p", "digits=1", "-p", "digits_b=1", "-p", "min_carries=4", "-o", out)
+        run(
+            "generate",
+            "arithmetic",
+            "-n",
+            3,
+            "-p",
+            "digits=1",
+            "-p",
+            "digits_b=1",
+            "-p",
+            "min_carries=4",
+            "-o",
+            out,
+        )
     )
     assert "carries" in line
     assert list(tmp_path.iterdir()) == []
@@ -80,7 +95,9 @@ def test_brackets_in_messages_are_printed_as_written(tmp_path, monkeypatch):
     line = one_error_line(run("verify", tmp_path / "y[train].jsonl", "--gold"))
     assert "y[train].jsonl" in line
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
     line = one_error_line(run("tiny-model", tmp_path / "m"))
     assert "pip install 'taskforge[train]'" in line
 

@@ -15,9 +15,21 @@ FIXTURE = Path(__file__).resolve().parents[1] / "plugin_fixture"
 def plugin_site(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(FIXTURE)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(FIXTURE),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return target
 
@@ -25,7 +37,12 @@ def plugin_site(tmp_path_factory):
 def _taskforge(args, site, cwd):
     env = {**os.environ, "PYTHONPATH": str(site)}
     return subprocess.run(
-        [sys.executable, "-m", "taskforge", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+        [sys.executable, "-m", "taskforge", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -41,7 +58,9 @@ def test_installed_plugin_is_listed_and_conforms(plugin_site, tmp_path):
     assert "0 failed" in check.stdout
 
     out = tmp_path / "echo.jsonl"
-    gen = _taskforge(["generate", "echo_word", "-n", "5", "--level", "2", "-o", str(out)], plugin_site, tmp_path)
+    gen = _taskforge(
+        ["generate", "echo_word", "-n", "5", "--level", "2", "-o", str(out)], plugin_site, tmp_path
+    )
     assert gen.returncode == 0, gen.stderr
     verify = _taskforge(["verify", str(out), "--gold"], plugin_site, tmp_path)
     assert verify.returncode == 0 and "1.000" in verify.stdout

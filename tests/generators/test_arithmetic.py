@@ -8,7 +8,15 @@ from taskforge.generators.arithmetic import addition_carries, multiplication_car
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("1234", 1234), ("1,234", 1234), ("1 234 567", 1234567), ("+12", 12), ("-1,000", -1000), (" 7 ", 7), ("0", 0)],
+    [
+        ("1234", 1234),
+        ("1,234", 1234),
+        ("1 234 567", 1234567),
+        ("+12", 12),
+        ("-1,000", -1000),
+        (" 7 ", 7),
+        ("0", 0),
+    ],
 )
 def test_parse_integer_accepts(text, value):
     assert parse_integer(text) == value
@@ -16,7 +24,22 @@ def test_parse_integer_accepts(text, value):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "12.0", "1e3", "1,23", "12,34,567", "1,234 567", "twelve", "1+1", "0x10", "١٢", "--1", "12 apples", "1_000", "9" * 401],
+    [
+        "",
+        "12.0",
+        "1e3",
+        "1,23",
+        "12,34,567",
+        "1,234 567",
+        "twelve",
+        "1+1",
+        "0x10",
+        "١٢",
+        "--1",
+        "12 apples",
+        "1_000",
+        "9" * 401,
+    ],
 )
 def test_parse_integer_rejects(text):
     assert parse_integer(text) is None

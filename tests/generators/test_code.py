@@ -31,7 +31,6 @@ def tasks() -> list[Task]:
     ]
 
 
-
 def test_every_primitive_runs_on_its_edge_cases():
     # Each primitive alone, through the generator: its reference passes its hidden tests in the sandbox.
     rng = random.Random(0)
@@ -102,9 +101,15 @@ def test_partially_right_code_scores_zero_with_fraction(tasks):
 
 def test_response_extraction():
     assert extract_block("text ```python\na = 1\n``` more ```python\nb = 2\n```", "python") == "b = 2\n"
-    assert extract_block("<answer>def solve(x):\n    return x</answer>", "python") == "def solve(x):\n    return x"
+    assert (
+        extract_block("<answer>def solve(x):\n    return x</answer>", "python")
+        == "def solve(x):\n    return x"
+    )
     assert extract_block("<answer>```python\nc = 3\n```</answer>", "python") == "c = 3\n"
-    assert extract_block("no code here", "python") is None and extract_block("```python\n   \n```", "python") is None
+    assert (
+        extract_block("no code here", "python") is None
+        and extract_block("```python\n   \n```", "python") is None
+    )
 
 
 @pytest.mark.parametrize(

@@ -46,9 +46,27 @@ def test_reference_validator_agrees_on_10k_pairs() -> None:
     assert pairs >= 10_000
     assert not disagreements, disagreements[:3]
     assert invalid >= 0.25 * pairs, f"only {invalid} of {pairs} pairs are invalid: mutants too weak"
-    expected = {"type", "required", "additionalProperties", "unevaluatedProperties", "const", "enum", "pattern",
-                "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-                "minLength", "maxLength", "minItems", "maxItems", "oneOf", "anyOf"}
+    expected = {
+        "type",
+        "required",
+        "additionalProperties",
+        "unevaluatedProperties",
+        "const",
+        "enum",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "oneOf",
+        "anyOf",
+    }
     assert expected <= failed_keywords, f"keywords never violated: {sorted(expected - failed_keywords)}"
 
 

@@ -94,7 +94,7 @@ def test_two_json_values() -> None:
     assert verdict(f"<answer>{GOLD}\n{{}}</answer>").reason == "malformed"
     assert verdict(f"<answer>[{GOLD}][]</answer>").reason == "malformed"
     # Two fenced blocks: the rule is the last one, whatever the first holds.
-    assert not verdict(f"```json\n{GOLD}\n```\n```json\n{{\"zz\": 1}}\n```").passed
+    assert not verdict(f'```json\n{GOLD}\n```\n```json\n{{"zz": 1}}\n```').passed
 
 
 def test_many_code_fences() -> None:

@@ -215,7 +215,6 @@ def test_same_seed_same_bytes_different_seed_differs() -> None:
         assert a == b and not set(a) & set(c)
 
 
-
 @pytest.mark.parametrize("mode", ["random", "unique"])
 def test_conformance_suite_passes_in_other_modes(mode: str) -> None:
     levels = tuple(

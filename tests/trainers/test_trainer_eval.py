@@ -58,15 +58,26 @@ def tiny_model(tmp_path_factory):
 def test_hf_backend_on_tiny_model(tiny_model, tmp_path):
     tasks = list(taskforge.generate("arithmetic", 3, level=0, seed=1))
     f = _write_tasks(tmp_path / "tasks.jsonl", tasks)
-    res = evaluate(str(tiny_model), tasks_file=f, backend="hf", samples=4, ks=[1, 2, 4], max_tokens=6,
-                   output_dir=tmp_path / "out", seed=0)
+    res = evaluate(
+        str(tiny_model),
+        tasks_file=f,
+        backend="hf",
+        samples=4,
+        ks=[1, 2, 4],
+        max_tokens=6,
+        output_dir=tmp_path / "out",
+        seed=0,
+    )
     (group,) = res.groups.values()
     assert group["n_tasks"] == 3 and group["samples"] == 4
     # Saturn's count: tokens of the decoded completion (random tiny-model bytes may re-tokenize longer).
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    texts = [json.loads(line)["completion"] for line in (tmp_path / "out" / "completions.jsonl").read_text().splitlines()]
+    texts = [
+        json.loads(line)["completion"]
+        for line in (tmp_path / "out" / "completions.jsonl").read_text().splitlines()
+    ]
     assert group["average_tokens"] == pytest.approx(sum(len(tok.tokenize(t)) for t in texts) / len(texts))
     assert group["pass@1"] <= group["pass@2"] <= group["pass@4"]
     lines = (tmp_path / "out" / "completions.jsonl").read_text().splitlines()
@@ -112,10 +123,14 @@ class _CannedServer:
                     start = sum(r["n"] for r in outer.requests if r["messages"][-1]["content"] == prompt)
                     outer.requests.append(body)
                 texts = [replies[(start + i) % len(replies)] for i in range(body["n"])]
-                choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
-                           for i, t in enumerate(texts)]
+                choices = [
+                    {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                    for i, t in enumerate(texts)
+                ]
                 usage = {"completion_tokens": sum(len(t.split()) for t in texts), "prompt_tokens": 1}
-                data = json.dumps({"id": "x", "object": "chat.completion", "choices": choices, "usage": usage}).encode()
+                data = json.dumps(
+                    {"id": "x", "object": "chat.completion", "choices": choices, "usage": usage}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -145,13 +160,23 @@ def test_openai_backend_against_local_server(tmp_path):
     tasks = list(taskforge.generate("arithmetic", 3, level=1, seed=2))
     correct = [0, 2, 5]  # of 6 samples per task
     # Wrong replies are padded with 0..5 words, so each completion has its own token count.
-    table = {t.prompt: [f"<answer>{t.answer}</answer>"] * c
-             + [f"<answer>{int(t.answer) + 1}</answer>" + " pad" * i for i in range(6 - c)]
-             for t, c in zip(tasks, correct, strict=True)}
+    table = {
+        t.prompt: [f"<answer>{t.answer}</answer>"] * c
+        + [f"<answer>{int(t.answer) + 1}</answer>" + " pad" * i for i in range(6 - c)]
+        for t, c in zip(tasks, correct, strict=True)
+    }
     f = _write_tasks(tmp_path / "tasks.jsonl", tasks)
     with _CannedServer(table) as server:
-        res = evaluate("served-model", tasks_file=f, backend="openai", base_url=server.url, samples=6,
-                       ks=[1, 3, 5], output_dir=tmp_path / "out", seed=7)
+        res = evaluate(
+            "served-model",
+            tasks_file=f,
+            backend="openai",
+            base_url=server.url,
+            samples=6,
+            ks=[1, 3, 5],
+            output_dir=tmp_path / "out",
+            seed=7,
+        )
     assert server.requests[0]["model"] == "served-model"
     assert server.requests[0]["temperature"] == 0.6 and server.requests[0]["top_p"] == 0.95
     (group,) = res.groups.values()
@@ -172,16 +197,26 @@ def test_openai_backend_against_local_server(tmp_path):
 def test_bench_dir_writes_saturn_results_per_level(tmp_path):
     bench = tmp_path / "bench"
     bench.mkdir()
-    levels = {"lvl_easy": list(taskforge.generate("arithmetic", 2, level=0, seed=3)),
-              "lvl_hard": list(taskforge.generate("arithmetic", 2, level=4, seed=3))}
+    levels = {
+        "lvl_easy": list(taskforge.generate("arithmetic", 2, level=0, seed=3)),
+        "lvl_hard": list(taskforge.generate("arithmetic", 2, level=4, seed=3)),
+    }
     for name, ts in levels.items():
         _write_tasks(bench / f"{name}.jsonl", ts)
     # Everything right on the easy level, everything wrong on the hard one.
     table = {t.prompt: [f"<answer>{t.answer}</answer>"] for t in levels["lvl_easy"]}
     table |= {t.prompt: ["no idea"] for t in levels["lvl_hard"]}
     with _CannedServer(table) as server:
-        evaluate("m", bench_dir=bench, backend="openai", base_url=server.url, samples=10,
-                 ks=[1, 3, 5, 7, 10], output_dir=tmp_path / "out", model_name="m")
+        evaluate(
+            "m",
+            bench_dir=bench,
+            backend="openai",
+            base_url=server.url,
+            samples=10,
+            ks=[1, 3, 5, 7, 10],
+            output_dir=tmp_path / "out",
+            model_name="m",
+        )
     easy = json.loads((tmp_path / "out" / "lvl_easy" / "m" / "evaluation_results.json").read_text())
     hard = json.loads((tmp_path / "out" / "lvl_hard" / "m" / "evaluation_results.json").read_text())
     keys = ["model_name", "pass@1", "pass@3", "pass@5", "pass@7", "pass@10", "average_tokens"]
@@ -199,22 +234,72 @@ def test_eval_cli(tmp_path):
     table = {t.prompt: [f"<answer>{t.answer}</answer>", "nope"] for t in tasks}
     runner = CliRunner()
     with _CannedServer(table) as server:
-        res = runner.invoke(app, ["eval", "--model", "m", "--tasks", str(f), "--samples", "4", "-k", "1,2",
-                                  "--backend", "openai", "--base-url", server.url, "-o", str(tmp_path / "o")])
+        res = runner.invoke(
+            app,
+            [
+                "eval",
+                "--model",
+                "m",
+                "--tasks",
+                str(f),
+                "--samples",
+                "4",
+                "-k",
+                "1,2",
+                "--backend",
+                "openai",
+                "--base-url",
+                server.url,
+                "-o",
+                str(tmp_path / "o"),
+            ],
+        )
     assert res.exit_code == 0, res.output
     assert "pass@2" in res.output and (tmp_path / "o" / "completions.jsonl").is_file()
     assert "tasks" in res.output and "completions/s" in res.output  # the progress bar
     # The default k list is clipped to --samples; an explicit k above it stays an error.
     assert default_ks(4) == [1, 3] and default_ks(12) == [1, 3, 5, 7, 10]
     with _CannedServer(table) as server:
-        clipped = runner.invoke(app, ["eval", "--model", "m", "--tasks", str(f), "--samples", "4", "--backend",
-                                      "openai", "--base-url", server.url, "-o", str(tmp_path / "o2")])
+        clipped = runner.invoke(
+            app,
+            [
+                "eval",
+                "--model",
+                "m",
+                "--tasks",
+                str(f),
+                "--samples",
+                "4",
+                "--backend",
+                "openai",
+                "--base-url",
+                server.url,
+                "-o",
+                str(tmp_path / "o2"),
+            ],
+        )
     assert clipped.exit_code == 0, clipped.output
     assert "pass@3" in clipped.output and "pass@5" not in clipped.output
     (group,) = json.loads((tmp_path / "o2" / "results.json").read_text())["groups"].values()
     assert "pass@3" in group and "pass@5" not in group
-    bad = runner.invoke(app, ["eval", "--model", "m", "--tasks", str(f), "--samples", "4", "-k", "1,5",
-                              "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"])
+    bad = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            "m",
+            "--tasks",
+            str(f),
+            "--samples",
+            "4",
+            "-k",
+            "1,5",
+            "--backend",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ],
+    )
     assert bad.exit_code == 2 and "k must lie in 1..samples" in bad.output
     missing = runner.invoke(app, ["eval", "--model", str(tmp_path / "nope"), "--tasks", str(f)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
@@ -231,11 +316,24 @@ def test_saturn_bench_dir(tmp_path):
     (bench / src.name).write_text("".join(json.dumps(r) + "\n" for r in records))
     # Record 0 always solved, record 1 in 1 of 4 samples (an empty box fails), record 2 never.
     table = {r["prompt"]: [f"\\boxed{{{r['solution']}}}"] for r in records[:1]}
-    table[records[1]["prompt"]] = [f"\\boxed{{{records[1]['solution']}}}", "\\boxed{}", "\\boxed{}", "\\boxed{}"]
+    table[records[1]["prompt"]] = [
+        f"\\boxed{{{records[1]['solution']}}}",
+        "\\boxed{}",
+        "\\boxed{}",
+        "\\boxed{}",
+    ]
     table[records[2]["prompt"]] = ["I cannot solve this."]
     with _CannedServer(table) as server:
-        res = evaluate("m", bench_dir=bench, backend="openai", base_url=server.url, samples=4, ks=[1, 3],
-                       output_dir=tmp_path / "out", model_name="m")
+        res = evaluate(
+            "m",
+            bench_dir=bench,
+            backend="openai",
+            base_url=server.url,
+            samples=4,
+            ks=[1, 3],
+            output_dir=tmp_path / "out",
+            model_name="m",
+        )
     (key,) = res.groups
     assert key == "sat/n3_k5_length20_sample100"
     summary = json.loads((tmp_path / "out" / src.stem / "m" / "evaluation_results.json").read_text())

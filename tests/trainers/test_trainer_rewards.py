@@ -49,16 +49,26 @@ def test_groups_split_across_ranks_are_gathered_and_routed_once_in_global_order(
     scored_by_rank = [None, None]
     seen = [[], []]
     rewards = [
-        TaskReward(4, lambda tid, rs, step=None, r=r: seen[r].append((tid, rs, step)),
-                   gather=lambda local, r=r: [s for rank in scored_by_rank for s in rank])
+        TaskReward(
+            4,
+            lambda tid, rs, step=None, r=r: seen[r].append((tid, rs, step)),
+            gather=lambda local, r=r: [s for rank in scored_by_rank for s in rank],
+        )
         for r in range(2)
     ]
     for r in range(2):  # what gather_object returns on each rank: every rank's outcomes in rank order
         scored_by_rank[r] = TaskReward(4).score(halves[r][1], halves[r][0])
     logged = {}
     state = type("State", (), {"global_step": 6})()
-    outs = [rewards[r](completions=halves[r][1], task=halves[r][0], trainer_state=state,
-                       log_metric=lambda k, v: logged.__setitem__(k, v)) for r in range(2)]
+    outs = [
+        rewards[r](
+            completions=halves[r][1],
+            task=halves[r][0],
+            trainer_state=state,
+            log_metric=lambda k, v: logged.__setitem__(k, v),
+        )
+        for r in range(2)
+    ]
     assert outs == [[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]  # each rank its own slice
     expected = [(t.id, [1.0, 0.0, 0.0, 0.0], 7) for t in tasks]
     assert seen[0] == seen[1] == expected
@@ -81,7 +91,10 @@ def test_group_split_across_calls_and_repeated_task():
 def test_format_reward_is_separate_and_text_forms():
     comps = [[{"role": "assistant", "content": "<answer>3</answer>"}], "\\boxed{4}", "plain", None]
     assert format_reward(completions=comps) == [1.0, 1.0, 0.0, 0.0]
-    assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
+    assert (
+        completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}])
+        == "ab"
+    )
     assert completion_text(12) == ""
 
 

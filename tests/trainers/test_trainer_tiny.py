@@ -49,7 +49,9 @@ def test_tokenizer_round_trips_after_reload(tmp_path, monkeypatch):
         # exactly the ids the tokenizer was trained to give.
         assert ids == trained.encode(text).ids
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
-    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    chat = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert chat == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     model = AutoModelForCausalLM.from_pretrained(path)
     assert model.config.eos_token_id == tok.eos_token_id and model.config.pad_token_id == tok.pad_token_id
@@ -64,4 +66,6 @@ def test_tiny_model_cli(tmp_path):
 
     res = CliRunner().invoke(app, ["tiny-model", str(tmp_path / "cli")])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "cli" / "model.safetensors").is_file() and (tmp_path / "cli" / "tokenizer.json").is_file()
+    assert (tmp_path / "cli" / "model.safetensors").is_file() and (
+        tmp_path / "cli" / "tokenizer.json"
+    ).is_file()

@@ -35,8 +35,12 @@ class SayTarget(StubGenerator):
 
     def generate(self, params, rng):
         n = rng.randrange(10**9)
-        return self.make_task(params, prompt=f"Reply with {params['target']}. ({n})", answer=params["target"],
-                              check={"target": params["target"]})
+        return self.make_task(
+            params,
+            prompt=f"Reply with {params['target']}. ({n})",
+            answer=params["target"],
+            check={"target": params["target"]},
+        )
 
     def verify(self, task, response):
         ok = task.check["target"] in response
@@ -58,11 +62,19 @@ def base_config(model, out, **grpo):
         "model": str(model),
         "output_dir": str(out),
         "seed": 0,
-        "tasks": [{"family": "arithmetic", "weight": 1.0, "curriculum": True},
-                  {"family": "sat", "weight": 1.0, "curriculum": True}],
+        "tasks": [
+            {"family": "arithmetic", "weight": 1.0, "curriculum": True},
+            {"family": "sat", "weight": 1.0, "curriculum": True},
+        ],
         "controller": {"name": "adaptive"},
-        "grpo": {"max_steps": 4, "num_generations": 4, "per_device_train_batch_size": 8,
-                 "max_completion_length": 8, "learning_rate": 1e-3, **grpo},
+        "grpo": {
+            "max_steps": 4,
+            "num_generations": 4,
+            "per_device_train_batch_size": 8,
+            "max_completion_length": 8,
+            "learning_rate": 1e-3,
+            **grpo,
+        },
     }
 
 
@@ -94,7 +106,9 @@ def test_bad_config_stops_before_any_model_loads(tiny_model, tmp_path, monkeypat
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)
     cfg = base_config(tiny_model, tmp_path / "out")
     change(cfg)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
+    ):
         from taskforge.trainers import train
 
         train(cfg)
@@ -169,7 +183,9 @@ def test_end_to_end_mix_adaptive_checkpoint_resume(tiny_model, tmp_path):
         assert 0.0 <= r["taskforge/predicted_zero_var"] <= 1.0
         assert r["taskforge/frac_groups_zero_var"] == pytest.approx(r["frac_reward_zero_std"])
         assert any(k.startswith("pass_rate/") and k.count("/") == 2 for k in r)  # per family and level
-        assert sum(v for k, v in r.items() if k.startswith("cells/")) == pytest.approx(1.0)  # shares of the groups
+        assert sum(v for k, v in r.items() if k.startswith("cells/")) == pytest.approx(
+            1.0
+        )  # shares of the groups
         assert r["taskforge/groups"] == groups_per_step and r["curriculum/arithmetic/observed"] >= 1
     families = {k.split("/")[1] for r in steps for k in r if k.startswith("pass_rate/")}
     assert families == {"arithmetic", "sat"}
@@ -179,7 +195,9 @@ def test_end_to_end_mix_adaptive_checkpoint_resume(tiny_model, tmp_path):
     saved4 = json.loads((out / "checkpoint-4" / "taskforge_state.json").read_text())
     assert saved2["global_step"] == 2 and saved4["global_step"] == 4
     assert _controller_state(saved2["stream"]) != _controller_state(saved4["stream"])
-    assert _controller_state(saved4["stream"]) == _controller_state(json.loads(json.dumps(first.stream.state_dict())))
+    assert _controller_state(saved4["stream"]) == _controller_state(
+        json.loads(json.dumps(first.stream.state_dict()))
+    )
 
     # Resume from step 2: the fresh run starts with exactly the controller state of that checkpoint, and
     # goes on observing from there.
@@ -206,10 +224,13 @@ def hypergeom_upper_tail(successes_late: int, n_late: int, successes_total: int,
     """One-sided Fisher exact test: P(at least `successes_late` of the passes fall in the late phase) when
     passes are spread at random over early and late completions (the null: no learning)."""
     denom = math.comb(n_total, successes_total)
-    return sum(
-        math.comb(n_late, x) * math.comb(n_total - n_late, successes_total - x)
-        for x in range(successes_late, min(n_late, successes_total) + 1)
-    ) / denom
+    return (
+        sum(
+            math.comb(n_late, x) * math.comb(n_total - n_late, successes_total - x)
+            for x in range(successes_late, min(n_late, successes_total) + 1)
+        )
+        / denom
+    )
 
 
 def test_rewards_flow_into_gradients(tiny_model, tmp_path, say_target):
@@ -223,8 +244,14 @@ def test_rewards_flow_into_gradients(tiny_model, tmp_path, say_target):
         "seed": 0,
         "tasks": [{"family": say_target.family, "curriculum": True}],
         "controller": {"name": "uniform"},
-        "grpo": {"max_steps": 10, "num_generations": 8, "per_device_train_batch_size": 16,
-                 "max_completion_length": 8, "learning_rate": 1e-2, "temperature": 1.0},
+        "grpo": {
+            "max_steps": 10,
+            "num_generations": 8,
+            "per_device_train_batch_size": 16,
+            "max_completion_length": 8,
+            "learning_rate": 1e-2,
+            "temperature": 1.0,
+        },
     }
     res = train(cfg)
     hist = res.reward.history
@@ -232,5 +259,7 @@ def test_rewards_flow_into_gradients(tiny_model, tmp_path, say_target):
     early = sum(p for p, _ in hist[:3])
     late = sum(p for p, _ in hist[-3:])
     p_value = hypergeom_upper_tail(late, 48, early + late, 96)
-    print(f"passes per step {[p for p, _ in hist]}; early {early}/48, late {late}/48, one-sided p = {p_value:.2e}")
+    print(
+        f"passes per step {[p for p, _ in hist]}; early {early}/48, late {late}/48, one-sided p = {p_value:.2e}"
+    )
     assert late > early and p_value < 0.01, (hist, p_value)

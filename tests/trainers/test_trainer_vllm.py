@@ -45,9 +45,15 @@ def trained(tiny_model, tmp_path_factory):
         "controller": {"name": "adaptive"},
         "use_vllm": True,
         "vllm_mode": "colocate",
-        "grpo": {"max_steps": 3, "num_generations": 4, "per_device_train_batch_size": 8,
-                 "max_completion_length": 16, "learning_rate": 1e-3, "vllm_max_model_length": 4096,
-                 "vllm_gpu_memory_utilization": 0.3},
+        "grpo": {
+            "max_steps": 3,
+            "num_generations": 4,
+            "per_device_train_batch_size": 8,
+            "max_completion_length": 16,
+            "learning_rate": 1e-3,
+            "vllm_max_model_length": 4096,
+            "vllm_gpu_memory_utilization": 0.3,
+        },
     }
     # float32: left to itself vLLM runs this float32 model in bfloat16 on CPU, and on CPUs without AVX512-BF16
     # oneDNN cannot build a bf16 matmul and falls back to the live weights, which hides the stale-weights bug.
@@ -78,8 +84,9 @@ def test_vllm_logprobs_follow_the_policy_after_sync(trained):
     engine = trainer.vllm_generation
     model = trainer.accelerator.unwrap_model(trainer.model)
     tok = trainer.processing_class
-    text = tok.apply_chat_template([{"role": "user", "content": "What is 12 * 34?"}], tokenize=False,
-                                   add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "What is 12 * 34?"}], tokenize=False, add_generation_prompt=True
+    )
     prompt = tok(text, add_special_tokens=False)["input_ids"]
 
     def vllm_sample() -> tuple[list[int], torch.Tensor]:
@@ -125,8 +132,15 @@ def test_eval_with_vllm(tiny_model, tmp_path):
     tasks = list(taskforge.generate("arithmetic", 3, level=0, seed=5))
     f = tmp_path / "tasks.jsonl"
     f.write_text("".join(t.to_json() + "\n" for t in tasks))
-    res = evaluate(str(tiny_model), tasks_file=f, backend="vllm", samples=4, ks=[1, 2, 4], max_tokens=8,
-                   output_dir=tmp_path / "out")
+    res = evaluate(
+        str(tiny_model),
+        tasks_file=f,
+        backend="vllm",
+        samples=4,
+        ks=[1, 2, 4],
+        max_tokens=8,
+        output_dir=tmp_path / "out",
+    )
     (group,) = res.groups.values()
     # Tokens as Saturn counts them (the decoded text re-tokenized), which can exceed the 8 generated.
     assert group["n_tasks"] == 3 and group["samples"] == 4 and group["average_tokens"] > 0
