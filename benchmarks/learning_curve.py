@@ -287,6 +287,7 @@ def main() -> None:
     ap.add_argument("--sft-steps", type=int, default=1100)
     ap.add_argument("--sft-lr", type=float, default=4e-3)
     ap.add_argument("--work", type=Path, default=None, help="keep models here; warm starts are reused")
+    ap.add_argument("--name", default="learning_curve", help="stem of the result files")
     ap.add_argument("--jobs", type=int, default=1, help="seeds run in this many parallel processes")
     ap.add_argument("--warm-only", action="store_true", help="only build the warm starts (needs --work)")
     ap.add_argument("--target-gain", type=float, default=0.05, help="held-out target: warm start + this")
@@ -297,7 +298,7 @@ def main() -> None:
         args.steps, args.eval_every, args.heldout_per_level = 6, 3, 16
         args.sft_examples, args.sft_steps = 512, 40
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "learning_curve_quick" if args.quick else "learning_curve"
+    stem = args.name + ("_quick" if args.quick else "")
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
