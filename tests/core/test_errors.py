@@ -137,7 +137,7 @@ SLOW_CLI = (
 
 @pytest.mark.parametrize("to_group", [False, True], ids=["main-process", "process-group"])
 def test_ctrl_c_stops_the_workers_keeps_rows_and_resume_gives_the_same_bytes(tmp_path, to_group):
-    n = 3000
+    n = 20_000  # about 80 slowed chunks: several seconds of work, so the interrupt lands mid-run under any load
     out = tmp_path / "x.jsonl"
     partial = tmp_path / "x.jsonl.partial"
     args = ["generate", "arithmetic", "-n", str(n), "-p", "digits=8", "-o", str(out), "-w", "2"]

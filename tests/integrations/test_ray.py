@@ -35,12 +35,12 @@ class DyingSpec(DatasetSpec):
     marker: str = ""
     driver: int = 0
 
-    def sampler(self, family):
+    def sampler_many(self, family):
         flag = Path(self.marker)
         if os.getpid() != self.driver and not flag.exists():
             flag.write_text(str(os.getpid()))
             os._exit(1)
-        return DatasetSpec.sampler(self, family)
+        return DatasetSpec.sampler_many(self, family)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,10 +49,10 @@ class FailingSpec(DatasetSpec):
 
     driver: int = 0
 
-    def sampler(self, family):
+    def sampler_many(self, family):
         if os.getpid() != self.driver:
             raise GenerationError("too few distinct problems to fill split 'train'")
-        return DatasetSpec.sampler(self, family)
+        return DatasetSpec.sampler_many(self, family)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +61,9 @@ class SlowSpec(DatasetSpec):
 
     delay: float = 0.0
 
-    def sampler(self, family):
+    def sampler_many(self, family):
         time.sleep(self.delay)
-        return DatasetSpec.sampler(self, family)
+        return DatasetSpec.sampler_many(self, family)
 
 
 def test_same_bytes_as_a_local_run(ray_cluster, tmp_path, monkeypatch):
