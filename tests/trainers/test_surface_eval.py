@@ -33,7 +33,9 @@ def test_eval_reports_pass_at_k_per_surface_form(tmp_path):
             output_dir=tmp_path / "out",
             surface="all",
         )
-    assert len(server.requests) == len(tasks) * len(FORMS) * 4  # one request per completion, each its own seed
+    assert (
+        len(server.requests) == len(tasks) * len(FORMS) * 4
+    )  # one request per completion, each its own seed
     assert res.groups["surface/plain"]["pass@1"] == 1.0
     assert res.groups["surface/qa"]["pass@1"] == pytest.approx(0.5)
     assert res.groups["surface/qa"]["pass@2"] == pytest.approx(1 - 1 / 6)  # C(2,2)/C(4,2) left
