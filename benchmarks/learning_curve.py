@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -196,6 +197,9 @@ def summarise(results: dict[str, Any], args: argparse.Namespace) -> tuple[dict[s
     seeds = sorted(results["runs"])
     summary: dict[str, Any] = {"target_gain": args.target_gain}
     lines = [
+        f"_Measured {results['date']} on {results['machine']}, load average {results['load']}. "
+        f"Command: `python benchmarks/learning_curve.py {results['command']}`._",
+        "",
         f"Held-out greedy pass@1 (all distinct test-split tasks of levels {HELDOUT_LEVELS}, each once), {len(seeds)} seeds "
         f"({', '.join(map(str, seeds))}), {args.steps} GRPO steps x {args.prompts} prompts x G={args.group_size}; "
         f"target = warm start + {args.target_gain:.2f} (per seed). Ratios: rollouts to target / uniform's, "
@@ -241,7 +245,6 @@ def summarise(results: dict[str, Any], args: argparse.Namespace) -> tuple[dict[s
             f"| {name} | {s['warm']:.3f} | {s['final']:.3f} | {s['gain']:+.3f} ({s['gain_ci'][0]:+.3f} to "
             f"{s['gain_ci'][1]:+.3f}) | {med:.0f} | {ratio_txt} |"
         )
-    lines += ["", f"Measured {results['date']} on {results['machine']} (load average {results['load']})."]
     return summary, "\n".join(lines) + "\n"
 
 
@@ -303,6 +306,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load": round(os.getloadavg()[0], 1),
+        "command": " ".join(sys.argv[1:]),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "runs": {},
     }

@@ -144,6 +144,9 @@ def test_ctrl_c_stops_the_workers_keeps_rows_and_resume_gives_the_same_bytes(tmp
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal gives a foreground job
+        # A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and Python keeps an
+        # inherited SIG_IGN: give the CLI the default handling a terminal's foreground job has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.time() + 60
     while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 0):
