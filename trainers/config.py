@@ -182,28 +182,38 @@ def validate_model_folder(model: str) -> None:
         raise ConfigError(f"{model} has no config.json: not a transformers model folder")
 
 
-def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
-    """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
+def read_run_config(
+    source: str | Path | dict[str, Any], top_keys: set[str], task_keys: set[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The shape `train` and `sft` share: a mapping with `model`, `output_dir` and a non-empty `tasks` list
+    of {family: ...} entries (a bare string is a family); unknown keys at either level are refused."""
     raw = read_yaml(source)
-    unknown = set(raw) - TOP_KEYS
+    unknown = set(raw) - top_keys
     if unknown:
-        raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}")
+        raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {', '.join(sorted(top_keys))}")
     for key in ("model", "output_dir", "tasks"):
         if key not in raw:
             raise ConfigError(f"config lacks `{key}`")
     tasks = raw["tasks"]
     if not isinstance(tasks, list) or not tasks:
         raise ConfigError("`tasks` must be a non-empty list of {family: ..., ...}")
-    mix = []
+    entries = []
     for entry in tasks:
         if isinstance(entry, str):
             entry = {"family": entry}
         if not isinstance(entry, dict) or "family" not in entry:
             raise ConfigError(f"each task entry needs a `family`: {entry!r}")
-        bad = set(entry) - TASK_KEYS
+        bad = set(entry) - task_keys
         if bad:
-            raise ConfigError(f"unknown task keys {sorted(bad)}; valid: {', '.join(sorted(TASK_KEYS))}")
-        mix.append(TaskMix(**entry))
+            raise ConfigError(f"unknown task keys {sorted(bad)}; valid: {', '.join(sorted(task_keys))}")
+        entries.append(entry)
+    return raw, entries
+
+
+def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
+    """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
+    raw, entries = read_run_config(source, TOP_KEYS, TASK_KEYS)
+    mix = [TaskMix(**entry) for entry in entries]
     lora = raw.get("lora")
     if lora is True:
         lora = {}

@@ -25,7 +25,7 @@ from typing import Any
 
 from taskforge.errors import ConfigError, UnknownFamilyError
 from taskforge.registry import generator_class, get_generator
-from taskforge.trainers.config import read_yaml, validate_model_folder
+from taskforge.trainers.config import read_run_config, validate_model_folder
 
 TOP_KEYS = {"model", "output_dir", "seed", "examples", "tasks", "sft"}
 TASK_KEYS = {"family", "weight", "level", "levels", "params"}
@@ -71,24 +71,9 @@ class SFTRunConfig:
 
 def load_sft_config(source: str | Path | dict[str, Any]) -> SFTRunConfig:
     """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
-    raw = read_yaml(source)
-    unknown = set(raw) - TOP_KEYS
-    if unknown:
-        raise ConfigError(f"unknown sft config keys {sorted(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}")
-    for key in ("model", "output_dir", "tasks"):
-        if key not in raw:
-            raise ConfigError(f"sft config lacks `{key}`")
-    if not isinstance(raw["tasks"], list) or not raw["tasks"]:
-        raise ConfigError("`tasks` must be a non-empty list of {family: ..., level/levels/params: ...}")
+    raw, entries = read_run_config(source, TOP_KEYS, TASK_KEYS)
     mix = []
-    for entry in raw["tasks"]:
-        if isinstance(entry, str):
-            entry = {"family": entry}
-        if not isinstance(entry, dict) or "family" not in entry:
-            raise ConfigError(f"each task entry needs a `family`: {entry!r}")
-        bad = set(entry) - TASK_KEYS
-        if bad:
-            raise ConfigError(f"unknown task keys {sorted(bad)}; valid: {', '.join(sorted(TASK_KEYS))}")
+    for entry in entries:
         if "level" in entry and "levels" in entry:
             raise ConfigError(f"{entry['family']}: give `level` or `levels`, not both")
         levels = entry.get("levels", [entry["level"]] if "level" in entry else [None])
