@@ -210,6 +210,25 @@ def read_run_config(
     return raw, entries
 
 
+def task_family(family: str, weight: float) -> type:
+    """The generator class of a task-mix entry, with a valid weight; ConfigError otherwise."""
+    try:
+        cls = generator_class(family)
+    except UnknownFamilyError as exc:
+        raise ConfigError(str(exc)) from None
+    if weight <= 0:
+        raise ConfigError(f"task weight for {family} must be > 0, got {weight}")
+    return cls
+
+
+def check_fields(config_class: type, given: dict[str, Any]) -> None:
+    """Refuse keys a TRL config dataclass (GRPOConfig, SFTConfig) does not have."""
+    name = config_class.__name__
+    bad = sorted(set(given) - {f.name for f in dataclasses.fields(config_class)})
+    if bad:
+        raise ConfigError(f"unknown {name} fields {bad} (TRL's {name} has no such fields)")
+
+
 def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
     """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
     raw, entries = read_run_config(source, TOP_KEYS, TASK_KEYS)
@@ -249,12 +268,7 @@ def validate(cfg: TrainConfig) -> None:
     """Everything that can be checked without loading a model; the first problem found is raised."""
     validate_model_folder(cfg.model)
     for t in cfg.tasks:
-        try:
-            cls = generator_class(t.family)
-        except UnknownFamilyError as exc:
-            raise ConfigError(str(exc)) from None
-        if t.weight <= 0:
-            raise ConfigError(f"task weight for {t.family} must be > 0, got {t.weight}")
+        cls = task_family(t.family, t.weight)
         if t.curriculum and (t.level is not None or t.params):
             raise ConfigError(
                 f"{t.family}: give either fixed `level`/`params` or `curriculum: true`, not both"
@@ -335,10 +349,7 @@ def _validate_eval(cfg: TrainConfig) -> None:
 def _validate_grpo(cfg: TrainConfig) -> None:
     from trl import GRPOConfig
 
-    names = {f.name for f in dataclasses.fields(GRPOConfig)}
-    bad = sorted(set(cfg.grpo) - names)
-    if bad:
-        raise ConfigError(f"unknown GRPOConfig fields {bad} (TRL's GRPOConfig has no such fields)")
+    check_fields(GRPOConfig, cfg.grpo)
     fixed = {k: v for k, v in cfg.grpo.items() if k in GRPO_FIXED and v != GRPO_FIXED[k]}
     if fixed:
         raise ConfigError(f"{sorted(fixed)} cannot be changed: a streamed curriculum needs {GRPO_FIXED}")

@@ -18,14 +18,13 @@ Everything is validated before the model loads; `resume` continues from a checkp
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskforge.errors import ConfigError, UnknownFamilyError
-from taskforge.registry import generator_class, get_generator
-from taskforge.trainers.config import read_run_config, validate_model_folder
+from taskforge.errors import ConfigError
+from taskforge.registry import get_generator
+from taskforge.trainers.config import check_fields, read_run_config, task_family, validate_model_folder
 
 TOP_KEYS = {"model", "output_dir", "seed", "examples", "tasks", "sft"}
 TASK_KEYS = {"family", "weight", "level", "levels", "params"}
@@ -105,12 +104,7 @@ def validate_sft(cfg: SFTRunConfig) -> None:
     if cfg.examples < 1:
         raise ConfigError(f"examples must be >= 1, got {cfg.examples}")
     for t in cfg.tasks:
-        try:
-            cls = generator_class(t.family)
-        except UnknownFamilyError as exc:
-            raise ConfigError(str(exc)) from None
-        if t.weight <= 0:
-            raise ConfigError(f"task weight for {t.family} must be > 0, got {t.weight}")
+        cls = task_family(t.family, t.weight)
         for level in t.levels:
             try:
                 cls.resolve_params(level, t.params)
@@ -118,10 +112,7 @@ def validate_sft(cfg: SFTRunConfig) -> None:
                 raise ConfigError(f"{t.family}: {exc}") from None
     from trl import SFTConfig
 
-    names = {f.name for f in dataclasses.fields(SFTConfig)}
-    bad = sorted(set(cfg.sft) - names)
-    if bad:
-        raise ConfigError(f"unknown SFTConfig fields {bad} (TRL's SFTConfig has no such fields)")
+    check_fields(SFTConfig, cfg.sft)
     if int(cfg.sft.get("max_steps", 0) or 0) <= 0 and "num_train_epochs" not in cfg.sft:
         raise ConfigError("sft.max_steps (or sft.num_train_epochs) must be set")
     try:
