@@ -11,6 +11,7 @@ and its predicted vs observed zero-variance share.
 
     python benchmarks/greso_sim.py                 # 10 seeds x 2 presets -> benchmarks/results/greso_sim.{json,md}
     python benchmarks/greso_sim.py --seeds 2       # a smoke run
+    python benchmarks/greso_sim.py --first-seed 10 # seeds 10..19: a check on seeds the defaults were not chosen on
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def run(preset: str, seed: int, greso: bool, budget: int) -> dict:
             filt.observe(t.id, [1.0] * int(passes) + [0.0] * (cs.G - int(passes)))
         rollouts += cs.BATCH * cs.G
         curve.append((rollouts, float(learner.pass_rates(cells).mean())))
+    records = [r for r in records if r["event"] == "greso"]
     pred = [r["predicted_zero_var"] for r in records]
     obs = [r["observed_zero_var"] for r in records]
     return {
@@ -85,6 +87,7 @@ def rollouts_to(curve: list[tuple[int, float]], level: float) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--presets", default="easy-1D,SAT-like")
     ap.add_argument("--budget", type=int, default=40_000, help="rollouts per run")
     ap.add_argument("--out", default=str(RESULTS / "greso_sim"))
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for preset in args.presets.split(","):
         if preset not in cs.PRESETS:
             ap.error(f"unknown preset {preset!r}; valid: {', '.join(cs.PRESETS)}")
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             base, gr = run(preset, seed, False, args.budget), run(preset, seed, True, args.budget)
             level = base["curve"][int(0.9 * len(base["curve"])) - 1][1]
             r_base, r_greso = rollouts_to(base["curve"], level), rollouts_to(gr["curve"], level)
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     "baseline_zero_var": base["observed_zero_var"],
                 }
             )
-            print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress; stdout is the table
     summary = {}
     for preset in args.presets.split(","):
         rs = [r for r in rows if r["preset"] == preset]
@@ -131,12 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cfg = {"seeds": args.seeds, "budget": args.budget, "n_prompts": N_PROMPTS, "G": cs.G, "batch": cs.BATCH}
+    cfg = {
+        "seeds": args.seeds,
+        "first_seed": args.first_seed,
+        "budget": args.budget,
+        "n_prompts": N_PROMPTS,
+        "G": cs.G,
+        "batch": cs.BATCH,
+    }
     out.with_suffix(".json").write_text(
         json.dumps({"config": cfg, "summary": summary, "runs": rows}, indent=1)
     )
     lines = [
-        f"# GRESO on simulated learners ({args.seeds} seeds, {args.budget} rollouts, {N_PROMPTS} prompts, G={cs.G})",
+        f"# GRESO on simulated learners (seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, {args.budget} rollouts, {N_PROMPTS} prompts, G={cs.G})",
         "",
         "Equal learning: the mean true pass rate the baseline (no skipping) reaches with 90% of its budget.",
         "",

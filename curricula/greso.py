@@ -20,7 +20,14 @@ seeded order, fed by the reward function's group outcomes through `observe(task_
 hook as TaskStream), so it plugs into TRL's GRPOTrainer the way the stream does. The run log gets a
 `greso` record every `adapt_every` groups: skip rate, predicted vs observed zero-variance share, the
 exploration rates. The prediction for a rolled-out prompt is the empirical P(zero-var | it was zero-var
-last time) or P(zero-var | it was mixed / unseen), counted over the run.
+last time) or P(zero-var | it was mixed / unseen), counted over the run; it rides in the handed-out
+task's `meta["predicted_zero_var"]` (as the stream's does), so the trainer's per-step metrics compare it
+with the zero-variance share it observes.
+
+In `taskforge train` (the `dataset:` and `greso:` keys) the filter is the trainer's task source in place
+of the stream: it has the stream's interface (`observe(..., step=)`, `log_record`, `state_dict` /
+`load_state_dict(replay=)`, `observed`, `close`), and without `greso:` it runs with exploration fixed at 1,
+which is plain epochs over the dataset.
 """
 
 from __future__ import annotations
@@ -38,6 +45,16 @@ from taskforge.curricula.base import PASS_THRESHOLD
 from taskforge.task import Task
 
 KINDS = ("easy", "hard")
+# The filter's settings and defaults: the `greso:` keys of the training YAML (besides `enabled`).
+DEFAULTS: dict[str, float] = {"p_start": 0.5, "p_min": 0.05, "step": 0.01, "target": 0.25, "adapt_every": 64}
+
+
+def check_settings(p_start: float, p_min: float, step: float, target: float, adapt_every: int) -> None:
+    """ValueError (one line) for settings the rule cannot use."""
+    if not 0 < p_min <= p_start <= 1:
+        raise ValueError("GRESO needs 0 < p_min <= p_start <= 1")
+    if not 0 <= target < 1 or step <= 0 or adapt_every < 1:
+        raise ValueError("GRESO needs 0 <= target < 1, step > 0, adapt_every >= 1")
 
 
 class GresoFilter:
@@ -53,14 +70,12 @@ class GresoFilter:
         adapt_every: int = 64,
         log_path: str | Path | None = None,
     ) -> None:
-        """`tasks`: Tasks, task dicts, a `datasets.Dataset` of task rows, or a tasks file (JSONL/Parquet)."""
-        self.tasks = _load(tasks)
+        """`tasks`: Tasks, task dicts, a `datasets.Dataset` of task rows, or a tasks file (JSONL/Parquet) or
+        folder of them (an exported benchmark: every file, by name)."""
+        self.tasks = load_tasks(tasks)
         if not self.tasks:
             raise ValueError("GRESO needs a non-empty dataset")
-        if not 0 < p_min <= p_start <= 1:
-            raise ValueError("GRESO needs 0 < p_min <= p_start <= 1")
-        if not 0 <= target < 1 or step <= 0 or adapt_every < 1:
-            raise ValueError("GRESO needs 0 <= target < 1, step > 0, adapt_every >= 1")
+        check_settings(p_start, p_min, step, target, adapt_every)
         self.index = {t.id: i for i, t in enumerate(self.tasks)}
         self.seed, self.p_min, self.step, self.target, self.adapt_every = (
             int(seed),
@@ -74,12 +89,21 @@ class GresoFilter:
         self.run = np.zeros(n, np.int64)  # consecutive zero-variance groups
         self.kind = np.zeros(n, np.int8)  # 0 mixed/unseen, 1 easy (all correct), 2 hard (all wrong)
         self.epoch, self.pos = 0, 0
-        self.considered = self.skipped = 0
+        self.considered = self.skipped = self.observed = 0
         self.transitions = np.ones((2, 2), np.int64)  # [last zero-var?][now zero-var?], Laplace prior
-        self._pending: dict[str, deque[float]] = {}
+        # Handed out and awaiting their group, in hand-out order: (task id, epoch, predicted zero-var).
+        self._pending: deque[tuple[str, int, float]] = deque()
+        self._replay: deque[tuple[str, int, float]] = deque()  # handed out again first after a resume
         self._window: dict[str, Any] = self._fresh_window()
         self._lock = threading.RLock()
         self.log_path = Path(log_path) if log_path is not None else None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def plain(cls, tasks: Any, *, seed: int = 0, log_path: str | Path | None = None) -> GresoFilter:
+        """Exploration fixed at 1: never skips, so plain seeded epochs over the dataset (GRESO off)."""
+        return cls(tasks, seed=seed, p_start=1.0, p_min=1.0, log_path=log_path)
 
     # ---- selection ---------------------------------------------------------------------------------
     def _order(self, epoch: int) -> np.ndarray:
@@ -94,6 +118,9 @@ class GresoFilter:
 
     def __next__(self) -> Task:
         with self._lock:
+            if self._replay:
+                task_id, epoch, predicted = self._replay.popleft()
+                return self._hand_out(self.index[task_id], epoch, predicted)
             while True:
                 order = self._order(self.epoch)
                 if self.pos >= len(order):
@@ -109,25 +136,38 @@ class GresoFilter:
                     self.skipped += 1
                     self._window["skipped"] += 1
                     continue
-                task = self.tasks[i]
-                self._pending.setdefault(task.id, deque()).append(self.predict_zero_var(i))
-                return task
+                return self._hand_out(i, self.epoch, self.predict_zero_var(i))
+
+    def _hand_out(self, i: int, epoch: int, predicted: float) -> Task:
+        task = self.tasks[i]
+        self._pending.append((task.id, epoch, predicted))
+        # The prediction travels with the task (as the stream's does) for the trainer's zero-var metrics;
+        # the epoch lets a surface form be chosen per pass over the dataset. The id is unchanged.
+        meta = {**task.meta, "predicted_zero_var": round(predicted, 6), "dataset_epoch": epoch}
+        return Task(**{**task.to_dict(), "meta": meta})
 
     def predict_zero_var(self, i: int) -> float:
         t = self.transitions[int(self.run[i] > 0)]
         return float(t[1] / t.sum())
 
     # ---- feedback ----------------------------------------------------------------------------------
-    def observe(self, task: Task | Mapping[str, Any] | str, rewards: Sequence[float]) -> bool:
+    def observe(
+        self, task: Task | Mapping[str, Any] | str, rewards: Sequence[float], *, step: int | None = None
+    ) -> bool:
+        """One prompt's group; False (and nothing changes) for a task not handed out or already observed.
+        `step` (the trainer's) goes to the run log."""
         task_id = (
             task.id if isinstance(task, Task) else task["id"] if isinstance(task, Mapping) else str(task)
         )
+        rewards = [float(r) for r in rewards]
         with self._lock:
             i = self.index.get(task_id)
-            queue = self._pending.get(task_id)
-            if i is None or not queue:
+            k = next((k for k, p in enumerate(self._pending) if p[0] == task_id), None)
+            if i is None or k is None:
                 return False
-            predicted = queue.popleft()
+            _, epoch, predicted = self._pending[k]
+            del self._pending[k]
+            self.observed += 1
             passes = sum(float(r) > PASS_THRESHOLD for r in rewards)
             zero_var = len(set(float(r) for r in rewards)) == 1
             self.transitions[int(self.run[i] > 0), int(zero_var)] += 1
@@ -143,6 +183,19 @@ class GresoFilter:
             w["zero_var"] += zero_var
             if zero_var:
                 w[KINDS[self.kind[i] - 1]] += 1
+            if self.log_path is not None:
+                self._write(
+                    {
+                        "event": "observe",
+                        "step": step,
+                        "task_id": task_id,
+                        "observed": self.observed,
+                        "epoch": epoch,
+                        "rewards": rewards,
+                        "pass_rate": passes / len(rewards) if rewards else None,
+                        "predicted_zero_var": predicted,
+                    }
+                )
             if w["groups"] >= self.adapt_every:
                 self._adapt()
             return True
@@ -184,10 +237,28 @@ class GresoFilter:
     def skip_rate(self) -> float:
         return self.skipped / max(self.considered, 1)
 
+    def metrics(self) -> dict[str, float]:
+        """Scalars for the trainer's dashboards (cumulative skip rate, exploration rates, epoch)."""
+        with self._lock:
+            return {
+                "greso/skip_rate": self.skip_rate,
+                "greso/p_easy": self.p["easy"],
+                "greso/p_hard": self.p["hard"],
+                "greso/epoch": float(self.epoch),
+            }
+
+    def log_record(self, record: Mapping[str, Any]) -> None:
+        """Append a caller's record (a trainer's step metrics) to the run log, in order with ours."""
+        with self._lock:
+            self._write(dict(record))
+
     def _write(self, record: dict[str, Any]) -> None:
         if self.log_path is not None:
             with self.log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+                fh.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+
+    def close(self) -> None:
+        """Nothing to release (the log is opened per record); the trainer closes every task source."""
 
     # ---- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -200,12 +271,16 @@ class GresoFilter:
                 "pos": self.pos,
                 "considered": self.considered,
                 "skipped": self.skipped,
+                "observed": self.observed,
                 "transitions": self.transitions.tolist(),
                 "window": dict(self._window),
-                "pending": {tid: list(q) for tid, q in self._pending.items()},
+                "pending": [list(p) for p in (*self._replay, *self._pending)],
             }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], *, replay: bool = False) -> None:
+        """Restore a `state_dict`. `replay=True` hands the prompts that were out and not yet observed out
+        again, first and in their order (a trainer's dataloader had pulled them before the checkpoint),
+        without counting them again as considered."""
         with self._lock:
             self.p = {k: float(v) for k, v in state["p"].items()}
             self.run = np.asarray(state["run"], np.int64)
@@ -213,8 +288,10 @@ class GresoFilter:
             self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
             self.considered, self.skipped = int(state["considered"]), int(state["skipped"])
             self.transitions = np.asarray(state["transitions"], np.int64)
+            self.observed = int(state.get("observed", 0))
             self._window = dict(state["window"])
-            self._pending = {tid: deque(q) for tid, q in state["pending"].items()}
+            pending = deque((str(t), int(e), float(p)) for t, e, p in state["pending"])
+            self._pending, self._replay = (deque(), pending) if replay else (pending, deque())
 
     # ---- Hugging Face datasets ---------------------------------------------------------------------
     def as_hf_dataset(self) -> Any:
@@ -225,11 +302,17 @@ class GresoFilter:
         return TaskStream.as_hf_dataset(self)  # type: ignore[arg-type]  # it only iterates Tasks
 
 
-def _load(tasks: Any) -> list[Task]:
+def load_tasks(tasks: Any) -> list[Task]:
+    """Tasks from a list (Tasks or dicts), a `datasets.Dataset` of task rows, a tasks file (JSONL or
+    Parquet), or a folder of such files read in name order (a benchmark exported one file per level)."""
     if isinstance(tasks, (str, Path)):
         from taskforge.io import read_tasks
 
-        return list(read_tasks(tasks))
+        path = Path(tasks)
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.suffix in (".jsonl", ".parquet"))
+            return [t for f in files for t in read_tasks(f)]
+        return list(read_tasks(path))
     out = []
     for row in tasks:
         out.append(row if isinstance(row, Task) else Task.from_dict(row))

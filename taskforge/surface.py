@@ -9,6 +9,11 @@ The form is recorded in `task.meta["surface"]`.
     from taskforge.surface import FORMS, render
     variants = [render(task, form, seed=0) for form in FORMS]
 
+For training (`surface:` in the training YAML), `Surfaced(source, forms, seed)` wraps a task iterator
+(the stream, a fixed dataset) and hands each task out in one of `forms`, chosen by (seed, task id, the
+task's position: its stream index, or its pass over a fixed dataset), so a run is reproducible, the same
+task is asked in other forms on other draws, and a resumed run draws the same forms.
+
 Forms:
 - `plain`: the prompt as the generator wrote it.
 - `qa`: framed as "Question: ... Answer:".
@@ -24,7 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from taskforge.task import Task
 
@@ -91,6 +97,30 @@ def rewrite(prompt: str, form: str, pick: int = 0) -> str:
     if form == "numbers":
         return _group_numbers(prompt)
     raise ValueError(f"unknown surface form {form!r}")
+
+
+def choose_form(task: Task, forms: Sequence[str], seed: int = 0) -> str:
+    """The form a training draw of `task` is asked in: a hash of the seed, the id and the draw's position
+    (`stream_index` from the stream, `dataset_epoch` from a fixed dataset), never a shared RNG, so the
+    choice does not depend on how many tasks were drawn before or on which process draws it."""
+    where = task.meta.get("stream_index", task.meta.get("dataset_epoch", 0))
+    return forms[_pick(seed, f"{task.id}@{where}", "choose") % len(forms)]
+
+
+class Surfaced:
+    """A task iterator whose tasks come out in surface forms. The ids are the source's, so the source's
+    `observe(task_id, rewards)` and state need no change: only what the trainer's dataset iterates is
+    wrapped."""
+
+    def __init__(self, source: Any, forms: Sequence[str], seed: int = 0) -> None:
+        self.source, self.forms, self.seed = source, parse_forms(forms), int(seed)
+
+    def __iter__(self) -> Iterator[Task]:
+        return self
+
+    def __next__(self) -> Task:
+        task = next(self.source)
+        return render(task, choose_form(task, self.forms, self.seed), self.seed)
 
 
 def _pick(seed: int, task_id: str, form: str) -> int:

@@ -17,6 +17,13 @@ eval_every: 10                    # held-out pass@1 per level at step 0 and ever
 eval: {levels: [0, 1, 2], tasks_per_level: 4, samples: 4}   # test split; default levels: all
 reward: verifier                  # or saturn: SAT tasks get Saturn's 1 / 0 / -1 reward
 length_reward: {method: hapo, weight: 0.2}   # optional: laser, laser_d, hapo, shorter_better
+surface: random                   # optional: prompts in varied surface forms (random/all, a form, or a list)
+
+A fixed dataset instead of the generated stream (then no `tasks`):
+
+dataset: data/train.jsonl         # a tasks file (JSONL/Parquet) or a folder of them (an exported benchmark);
+                                  # from Python, train(cfg, dataset=...) also takes a datasets.Dataset
+greso: {enabled: true, p_start: 0.5, p_min: 0.05, step: 0.01, target: 0.25, adapt_every: 64}
 """
 
 from __future__ import annotations
@@ -65,6 +72,9 @@ TOP_KEYS = {
     "eval",
     "length_reward",
     "merge_lora",
+    "dataset",
+    "greso",
+    "surface",
 }
 # The held-out evaluation during training (`eval_every: N`): test-split tasks at chosen levels of each
 # family, n samples each, pass@1 per level. Defaults keep it to seconds on the tiny model.
@@ -107,6 +117,10 @@ class TrainConfig:
     eval: dict[str, Any] = field(default_factory=lambda: dict(EVAL_DEFAULTS))
     reward: str = "verifier"  # "saturn": Saturn's 1 / 0 / -1 reward for SAT tasks
     length_reward: dict[str, Any] | None = None  # {method: laser|laser_d|hapo|shorter_better, weight, ...}
+    # A fixed dataset in place of the stream: a path (file or folder), or from Python any load_tasks input.
+    dataset: Any = None
+    greso: dict[str, Any] | None = None  # GRESO's pre-rollout filter on the fixed dataset: its settings
+    surface: list[str] | None = None  # surface forms the training prompts are drawn in (None: as generated)
 
     @property
     def group_size(self) -> int:
@@ -186,14 +200,23 @@ def read_run_config(
     source: str | Path | dict[str, Any], top_keys: set[str], task_keys: set[str]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The shape `train` and `sft` share: a mapping with `model`, `output_dir` and a non-empty `tasks` list
-    of {family: ...} entries (a bare string is a family); unknown keys at either level are refused."""
+    of {family: ...} entries (a bare string is a family); unknown keys at either level are refused. A
+    `dataset` (train only) stands in for `tasks`: then there are no entries."""
     raw = read_yaml(source)
     unknown = set(raw) - top_keys
     if unknown:
         raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {', '.join(sorted(top_keys))}")
-    for key in ("model", "output_dir", "tasks"):
+    for key in ("model", "output_dir"):
         if key not in raw:
             raise ConfigError(f"config lacks `{key}`")
+    if raw.get("dataset") is not None:
+        if raw.get("tasks"):
+            raise ConfigError(
+                "give either `tasks` (a generated stream) or `dataset` (a fixed dataset), not both"
+            )
+        return raw, []
+    if "tasks" not in raw:
+        raise ConfigError("config lacks `tasks`")
     tasks = raw["tasks"]
     if not isinstance(tasks, list) or not tasks:
         raise ConfigError("`tasks` must be a non-empty list of {family: ..., ...}")
@@ -259,14 +282,58 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         eval={**EVAL_DEFAULTS, **dict(raw.get("eval") or {})},
         reward=str(raw.get("reward", "verifier")),
         length_reward=raw.get("length_reward"),
+        dataset=raw.get("dataset"),
+        greso=_greso_settings(raw.get("greso")),
+        surface=_surface_forms(raw.get("surface")),
     )
     validate(cfg)
     return cfg
 
 
+def _greso_settings(spec: Any) -> dict[str, Any] | None:
+    """`greso:` as the filter's settings (defaults filled in), or None when absent or `enabled: false`."""
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ConfigError("greso must be a mapping like {enabled: true, p_min: 0.05}")
+    from taskforge.curricula.greso import DEFAULTS, check_settings
+
+    bad = set(spec) - set(DEFAULTS) - {"enabled"}
+    if bad:
+        raise ConfigError(f"unknown greso keys {sorted(bad)}; valid: enabled, {', '.join(DEFAULTS)}")
+    if not spec.get("enabled", True):
+        return None
+    settings = {**DEFAULTS, **{k: v for k, v in spec.items() if k != "enabled"}}
+    try:
+        settings["adapt_every"] = int(settings["adapt_every"])
+        check_settings(**settings)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"greso: {exc}") from None
+    return settings
+
+
+def _surface_forms(spec: Any) -> list[str] | None:
+    """`surface:` as a list of form names: `random` (or `all`) is every form, else a form or a list."""
+    if spec is None:
+        return None
+    from taskforge.surface import parse_forms
+
+    if spec == "random":
+        spec = "all"
+    if not isinstance(spec, (str, list)):
+        raise ConfigError(f"surface must be random, all, a form name or a list of them, got {spec!r}")
+    try:
+        return parse_forms(spec)
+    except ValueError as exc:
+        raise ConfigError(f"surface: {exc}") from None
+
+
 def validate(cfg: TrainConfig) -> None:
     """Everything that can be checked without loading a model; the first problem found is raised."""
     validate_model_folder(cfg.model)
+    _validate_dataset(cfg)
     for t in cfg.tasks:
         cls = task_family(t.family, t.weight)
         if t.curriculum and (t.level is not None or t.params):
@@ -313,7 +380,7 @@ def validate(cfg: TrainConfig) -> None:
     _validate_eval(cfg)
     if cfg.reward not in ("verifier", "saturn"):
         raise ConfigError(f"reward must be verifier or saturn, got {cfg.reward!r}")
-    if cfg.reward == "saturn" and not any(t.family == "sat" for t in cfg.tasks):
+    if cfg.reward == "saturn" and cfg.dataset is None and not any(t.family == "sat" for t in cfg.tasks):
         raise ConfigError("reward: saturn scores SAT tasks; the mix has no `sat` family")
     if cfg.length_reward is not None:
         from taskforge.trainers.shaping import check_length_reward
@@ -323,6 +390,42 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(problem)
     _validate_grpo(cfg)
     _validate_controller(cfg)
+
+
+def _validate_dataset(cfg: TrainConfig) -> None:
+    if cfg.dataset is None:
+        if cfg.greso is not None:
+            raise ConfigError(
+                "greso filters a fixed dataset (`dataset:`); on the generated stream the controller already "
+                "skips cells it predicts to give all-equal groups"
+            )
+        return
+    if cfg.tasks:
+        raise ConfigError("give either `tasks` (a generated stream) or `dataset` (a fixed dataset), not both")
+    if isinstance(cfg.dataset, (str, Path)) and not Path(cfg.dataset).exists():
+        raise ConfigError(f"dataset {cfg.dataset} does not exist (a tasks file, or a folder of them)")
+    if cfg.eval_every:
+        # The held-out set is drawn from the families and levels of `tasks`, which a fixed dataset lacks.
+        raise ConfigError("eval_every needs `tasks`; with a fixed dataset evaluate with `taskforge eval`")
+
+
+def load_dataset(cfg: TrainConfig) -> list[Any]:
+    """The fixed dataset's tasks, every family registered (the verifier is looked up by family); read
+    before any model loads, so a bad file is a ConfigError, not a crash after minutes."""
+    from taskforge.curricula.greso import load_tasks
+    from taskforge.errors import DatasetError
+
+    try:
+        tasks = load_tasks(cfg.dataset)
+    except (DatasetError, OSError, TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"dataset: {exc}") from None
+    if not tasks:
+        raise ConfigError(
+            f"dataset {cfg.dataset if isinstance(cfg.dataset, (str, Path)) else ''} holds no tasks"
+        )
+    for family in sorted({t.family for t in tasks}):
+        task_family(family, 1.0)
+    return tasks
 
 
 def _validate_eval(cfg: TrainConfig) -> None:

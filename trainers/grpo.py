@@ -13,10 +13,16 @@ every rank runs the same stream with the same seed, so every rank proposes the s
 keeps its own slice (accelerate's IterableDatasetShard); the reward gathers every rank's outcomes, so each
 group is observed exactly once per rank, in the same order, and the controllers stay identical (checked
 every step by a hash). Only the main process writes the run log and the checkpoint state.
+
+A fixed dataset (`dataset:` in the YAML, or `train(cfg, dataset=...)`) takes the stream's place: a
+`GresoFilter` walks it epoch by epoch and, with `greso:`, skips prompts before rollout (GRESO); it has the
+stream's interface, so the same reward routing, run log, rank check and checkpoint state serve both.
+With `surface:`, what the trainer's dataset iterates is wrapped in `taskforge.surface.Surfaced`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ from typing import Any
 
 from taskforge.registry import generator_class
 from taskforge.task import Task
-from taskforge.trainers.config import ConfigError, TrainConfig, load_config
+from taskforge.trainers.config import ConfigError, TrainConfig, load_config, read_yaml, validate
 from taskforge.trainers.policy_eval import PolicyEvaluator, needs_policy_evaluator
 from taskforge.trainers.rewards import TaskReward, format_reward
 
@@ -101,6 +107,21 @@ def build_stream(cfg: TrainConfig, log_path: Path | None, world_size: int = 1) -
     return TaskStream(mixture, seed=cfg.seed, **opts)
 
 
+def build_dataset_source(cfg: TrainConfig, log_path: Path | None) -> Any:
+    """The fixed dataset behind a GresoFilter: GRESO's settings with `greso:`, plain epochs without."""
+    from taskforge.curricula.greso import GresoFilter
+    from taskforge.trainers.config import load_dataset
+
+    tasks = load_dataset(cfg)
+    if cfg.greso is None:
+        return GresoFilter.plain(tasks, seed=cfg.seed, log_path=log_path)
+    return GresoFilter(tasks, seed=cfg.seed, log_path=log_path, **cfg.greso)
+
+
+def source_kind(source: Any) -> str:
+    return "stream" if hasattr(source, "mixture") else "dataset"
+
+
 def predicted_zero_var(task: Task) -> float | None:
     """What the controller predicted, when it proposed this task, for the chance of an all-equal group."""
     value = task.meta.get("predicted_zero_var")
@@ -111,10 +132,20 @@ def stream_state(stream: Any) -> dict[str, Any]:
     return json.loads(json.dumps(stream.state_dict()))
 
 
-def state_digest(stream: Any) -> str:
-    """A short hash of the controllers' state: equal on every rank, or the ranks' curricula diverged."""
-    blob = json.dumps(stream_state(stream)["mixture"], sort_keys=True).encode()
+def state_digest(stream: Any, shaper: Any = None) -> str:
+    """A short hash of the controllers' state (or the fixed dataset's filter), and the length reward's
+    state when there is one: equal on every rank, or the ranks' curricula or shaping diverged."""
+    state = stream_state(stream)
+    parts: dict[str, Any] = {"source": state.get("mixture", state)}
+    if shaper is not None:
+        parts["shaping"] = shaper.state_dict()
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+
+def source_summary(source: Any) -> dict[str, float]:
+    """The dashboard scalars of the task source: the controllers' summary, or the GRESO filter's."""
+    return controller_summary(source) if source_kind(source) == "stream" else source.metrics()
 
 
 def controller_summary(stream: Any) -> dict[str, float]:
@@ -136,7 +167,9 @@ def controller_summary(stream: Any) -> dict[str, float]:
 # ---- the callback -------------------------------------------------------------------------------
 
 
-def make_callback(stream: Any, reward: TaskReward, log_path: Path, heldout: Any = None) -> Any:
+def make_callback(
+    stream: Any, reward: TaskReward, log_path: Path, heldout: Any = None, shaper: Any = None
+) -> Any:
     from accelerate.utils import gather_object
     from transformers import Trainer, TrainerCallback
 
@@ -173,12 +206,13 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path, heldout: Any 
             state.epoch = state.global_step / state.max_steps
             # A collective call on every rank: cheap (a hash each), and a divergence stops the run loudly
             # instead of training on curricula that silently differ.
-            self._digests = (
-                list(gather_object([state_digest(stream)])) if args.world_size > 1 else [state_digest(stream)]
-            )
+            # The length reward's state only matters across ranks (and a large HAPO history costs a hash).
+            digest = state_digest(stream, shaper if args.world_size > 1 else None)
+            self._digests = list(gather_object([digest])) if args.world_size > 1 else [digest]
             if len(set(self._digests)) > 1:
                 raise RuntimeError(
-                    f"controller states differ across ranks at step {state.global_step}: {self._digests}"
+                    f"controller or length-reward states differ across ranks at step {state.global_step}: "
+                    f"{self._digests}"
                 )
             if heldout is not None and heldout.every and state.global_step % heldout.every == 0:
                 self._evaluate(state)
@@ -218,6 +252,7 @@ def make_callback(stream: Any, reward: TaskReward, log_path: Path, heldout: Any 
             ckpt.mkdir(parents=True, exist_ok=True)
             payload = {
                 "global_step": state.global_step,
+                "source": source_kind(stream),
                 "stream": stream_state(stream),
                 "groups_routed": reward.groups_routed,
                 # Where the run log stood: a resume from here cuts it back, so no step is logged twice.
@@ -269,13 +304,34 @@ def _quiet_library_noise() -> None:
 # ---- train --------------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool | None = None) -> TrainResult:
+def train(
+    config: TrainConfig | dict[str, Any] | str | Path,
+    resume: str | bool | None = None,
+    *,
+    dataset: Any = None,
+) -> TrainResult:
     """Run GRPO as configured; `resume` continues from a checkpoint with the stream and controller state
-    it saved, exactly as the uninterrupted run would have gone on. Bad configuration raises ConfigError
-    before any model loads. Under `torchrun`/`accelerate launch` every rank runs this same function."""
-    cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    it saved, exactly as the uninterrupted run would have gone on. `dataset` (a `datasets.Dataset` of task
+    rows, a list of Tasks, a tasks file) trains on that fixed dataset instead of the configured stream.
+    Bad configuration raises ConfigError before any model loads. Under `torchrun`/`accelerate launch`
+    every rank runs this same function."""
+    if dataset is not None:
+        if isinstance(config, TrainConfig):
+            cfg = dataclasses.replace(config, dataset=dataset, tasks=[])
+            validate(cfg)
+        else:
+            cfg = load_config({**read_yaml(config), "dataset": dataset, "tasks": []})
+    else:
+        cfg = config if isinstance(config, TrainConfig) else load_config(config)
     ckpt = find_checkpoint(cfg.output_dir, resume) if resume else None
     saved = json.loads((ckpt / STATE_FILE).read_text()) if ckpt is not None else None
+    if saved is not None and saved.get("source", "stream") != (
+        "stream" if cfg.dataset is None else "dataset"
+    ):
+        raise ConfigError(
+            f"--resume: {ckpt} was written by a run on a {saved.get('source', 'stream')}, and this config "
+            "trains on the other kind of task source"
+        )
 
     import transformers
     from accelerate.utils import gather_object
@@ -295,10 +351,13 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
             # A resume from an earlier checkpoint: what the log holds past it is replayed by this run.
             with log_path.open("r+b") as fh:
                 fh.truncate(int(saved.get("log_offset", fh.seek(0, 2))))
-    try:
-        stream = build_stream(cfg, log_path if main else None, args.world_size)
-    except (TypeError, ValueError) as exc:  # e.g. saturn without an evaluator: still before any model loads
-        raise ConfigError(f"task stream: {exc}") from None
+    if cfg.dataset is not None:
+        stream = build_dataset_source(cfg, log_path if main else None)
+    else:
+        try:
+            stream = build_stream(cfg, log_path if main else None, args.world_size)
+        except (TypeError, ValueError) as exc:  # e.g. saturn without an evaluator: before any model loads
+            raise ConfigError(f"task stream: {exc}") from None
     if saved is not None:
         # replay: the prompts the dataloader had pulled for the next step died with the old process.
         stream.load_state_dict(saved["stream"], replay=True)
@@ -310,7 +369,7 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         workers=cfg.verify_workers,
         reward=cfg.reward,
         gather=gather_object if args.world_size > 1 else None,
-        metrics=lambda: controller_summary(stream),
+        metrics=lambda: source_summary(stream),
     )
     if saved is not None:
         reward.groups_routed = int(saved.get("groups_routed", 0))
@@ -326,6 +385,9 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
             cfg.group_size,
             correct=reward,
             max_completion_length=args.max_completion_length,
+            # Every rank's rows, so that every rank holds the same state (rank 0's save is complete).
+            gather=gather_object if args.world_size > 1 else None,
+            rank=args.process_index,
         )
         if ckpt is not None:
             shaping.load_shaping_state(shaper, ckpt)
@@ -357,12 +419,20 @@ def train(config: TrainConfig | dict[str, Any] | str | Path, resume: str | bool 
         from taskforge.trainers.heldout import HeldOut
 
         heldout = HeldOut.from_config(cfg)
-    callback = make_callback(stream, reward, log_path, heldout)
+    callback = make_callback(stream, reward, log_path, heldout, shaper)
+    if cfg.surface:
+        from taskforge.curricula.stream import TaskStream
+        from taskforge.surface import Surfaced
+
+        # Only what the dataset iterates is wrapped: ids are unchanged, so observe and state are the source's.
+        train_dataset = TaskStream.as_hf_dataset(Surfaced(stream, cfg.surface, cfg.seed))  # type: ignore[arg-type]
+    else:
+        train_dataset = stream.as_hf_dataset()
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
         args=args,
-        train_dataset=stream.as_hf_dataset(),
+        train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[callback] + ([shaping.shaping_callback(shaper)] if shaper is not None else []),

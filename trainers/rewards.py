@@ -50,9 +50,10 @@ class StepStats:
         self.predicted_zero_var: list[float] = []
         self.cells: dict[str, int] = defaultdict(int)
 
-    def add_sample(self, family: str, level: str, passed: bool) -> None:
+    def add_sample(self, family: str, level: str, passed: bool, surface: str | None = None) -> None:
         with self._lock:
-            for key in (family, f"{family}/{level}"):
+            # With `surface:` training, the pass rate per surface form too (`pass_rate/surface/<form>`).
+            for key in (family, f"{family}/{level}", *([f"surface/{surface}"] if surface else [])):
                 self.total[key] += 1
                 self.passed[key] += bool(passed)
 
@@ -99,6 +100,7 @@ class Scored:
     family: str
     level: str
     predicted_zero_var: float | None
+    surface: str | None = None  # the surface form the prompt was asked in (taskforge.surface), if any
 
 
 class TaskReward:
@@ -174,6 +176,7 @@ class TaskReward:
                 t.family,
                 level_label(t),
                 self.predict_zero_var(t) if self.predict_zero_var else None,
+                t.meta.get("surface"),
             )
             for t, r, ok in zip(tasks, rewards, passed, strict=True)
         ]
@@ -188,7 +191,7 @@ class TaskReward:
         scored = list(self.gather(local)) if self.gather is not None else local
         self.history.append((sum(s.passed for s in scored), len(scored)))
         for s in scored:
-            self.stats.add_sample(s.family, s.level, s.passed)
+            self.stats.add_sample(s.family, s.level, s.passed, s.surface)
         state = kwargs.get("trainer_state")
         # TRL calls the reward for the step about to be taken: global_step + 1.
         self._route(scored, None if state is None else int(state.global_step) + 1)

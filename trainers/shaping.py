@@ -12,6 +12,13 @@ Lengths are counted in completion tokens (`completion_ids`). Correctness is the 
 from the correctness reward of the same call when one is given (TRL calls the reward functions in order,
 on the same completions, so the verifier runs once), else verified here. Completions arrive as runs of
 G completions of one prompt (TRL's `RepeatSampler`), which is what "the group" means below.
+
+Several processes: each rank gets only its own slice of the global batch, and a group may straddle two
+ranks. With `gather` (accelerate's `gather_object`) every rank collects every rank's (task, length,
+correct) rows, in rank order, which is the global batch's order: each group is scored whole, the state
+(HAPO's histories, LASER-D's targets) takes the same updates on every rank, and each rank returns the
+rewards of its own rows. So rank 0's checkpoint holds the complete state, and the trainer's per-step
+check that the ranks' states agree covers it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import json
 import math
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +51,22 @@ class LengthReward:
 
     method = "length"
 
-    def __init__(self, group_size: int, *, correct: Any = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        group_size: int,
+        *,
+        correct: Any = None,
+        workers: int = 1,
+        gather: Callable[[list[Any]], list[Any]] | None = None,
+        rank: int = 0,
+    ) -> None:
         if group_size < 1:
             raise ValueError("group_size must be >= 1")
         self.group_size = int(group_size)
         self.correct = correct
         self.workers = workers
+        self.gather = gather  # all ranks' rows, in rank order (None: one process)
+        self.rank = int(rank)
         self.__name__ = f"length_{self.method}"  # TRL names its reward metrics after this
         self._lock = threading.Lock()
         self._meta: dict[str, dict[str, Any]] = {}
@@ -93,24 +110,35 @@ class LengthReward:
         else:  # called outside TRL: characters stand in for tokens
             lengths = [len(t) for t in texts]
         passed = self._passed(raw, texts)
-        infos = [self._info(t) for t in raw]
-        out: list[float] = [0.0] * len(texts)
+        rows = [
+            (self.rank, info, n, ok)
+            for info, n, ok in zip(map(self._info, raw), lengths, passed, strict=True)
+        ]
+        if self.gather is not None:
+            rows = list(self.gather(rows))  # a collective: every rank calls it once per reward call
         with self._lock:
-            start = 0
-            # Consecutive rows of one task form its group (a group cut by the batch edge is scored alone).
-            for i in range(1, len(texts) + 1):
-                if i == len(texts) or infos[i]["id"] != infos[start]["id"] or i - start == self.group_size:
-                    idx = range(start, i)
-                    scores = self._group(infos[start], [lengths[j] for j in idx], [passed[j] for j in idx])
-                    for j, s in zip(idx, scores, strict=True):
-                        out[j] = float(s)
-                    start = i
-            self._after_batch()
+            scores = self._score(rows)
+        out = [s for (rank, *_), s in zip(rows, scores, strict=True) if rank == self.rank]
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and out:
             log_metric(f"taskforge/{self.__name__}", sum(out) / len(out))
             for name, value in self.metrics().items():
                 log_metric(f"taskforge/{self.method}/{name}", value)
+        return out
+
+    def _score(self, rows: Sequence[tuple[int, Mapping[str, Any], int, bool]]) -> list[float]:
+        """Score (rank, task info, length, correct) rows of a global batch, then move the batch state."""
+        out = [0.0] * len(rows)
+        start = 0
+        # Consecutive rows of one task form its group (a group cut by the batch edge is scored alone).
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or rows[i][1]["id"] != rows[start][1]["id"] or i - start == self.group_size:
+                idx = range(start, i)
+                scores = self._group(rows[start][1], [rows[j][2] for j in idx], [rows[j][3] for j in idx])
+                for j, s in zip(idx, scores, strict=True):
+                    out[j] = float(s)
+                start = i
+        self._after_batch()
         return out
 
     # -- the method
@@ -392,6 +420,8 @@ def make_length_reward(
     correct: Any = None,
     max_completion_length: int | None = None,
     workers: int = 1,
+    gather: Callable[[list[Any]], list[Any]] | None = None,
+    rank: int = 0,
 ) -> LengthReward:
     """The reward function a `length_reward` entry describes (its `weight` goes to GRPO's reward_weights)."""
     method = spec["method"]
@@ -402,7 +432,7 @@ def make_length_reward(
             settings.setdefault("target", max_completion_length)
         if method == "shorter_better":
             settings.setdefault("scale", max_completion_length)
-    return METHODS[method](group_size, correct=correct, workers=workers, **settings)
+    return METHODS[method](group_size, correct=correct, workers=workers, gather=gather, rank=rank, **settings)
 
 
 def shaping_callback(shaper: LengthReward) -> Any:

@@ -71,8 +71,9 @@ def train_cmd(
     resume: str = typer.Option(None, "--resume", help="checkpoint folder, or 'latest' in the output dir"),
     max_steps: int = typer.Option(None, help="override grpo.max_steps"),
 ) -> None:
-    """GRPO on a task stream with a curriculum controller (TRL's GRPOTrainer). Several processes:
-    `torchrun --nproc_per_node N -m taskforge train CONFIG` (one logical curriculum across the ranks)."""
+    """GRPO on a task stream with a curriculum controller, or on a fixed `dataset:` (with GRESO's `greso:`
+    filter), with TRL's GRPOTrainer. Several processes: `torchrun --nproc_per_node N -m taskforge train
+    CONFIG` (one logical curriculum across the ranks)."""
     _need_train_extra()
     from taskforge.trainers.config import load_config
     from taskforge.trainers.grpo import train

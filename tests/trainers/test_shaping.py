@@ -178,6 +178,7 @@ def test_train_with_length_reward_saves_its_state(tmp_path):
             "save_steps": 2,
         },
         "length_reward": {"method": "hapo", "weight": 0.3, "key": "cell"},
+        "surface": ["qa", "distractor"],  # the stream's prompts in surface forms; the same verifier and ids
     }
     with pytest.raises(ConfigError, match="length_reward.method"):
         load_config({**raw, "length_reward": {"method": "l1"}})
@@ -190,3 +191,5 @@ def test_train_with_length_reward_saves_its_state(tmp_path):
     steps = [json.loads(x) for x in (tmp_path / "out" / "run_log.jsonl").read_text().splitlines()]
     steps = [s for s in steps if s.get("event") == "train_step" and "loss" in s]
     assert any("rewards/length_hapo/mean" in s for s in steps)
+    forms = {k for s in steps for k in s if k.startswith("pass_rate/surface/")}
+    assert forms and forms <= {"pass_rate/surface/qa", "pass_rate/surface/distractor"}
