@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 STRICT_ENV = "TASKFORGE_SANDBOX_STRICT"
 MAX_CODE_CHARS = 100_000
 PIPELINE = 2
+AFFINITY_WINDOW = 8  # queued samples looked at for one whose test a worker's judge already holds
 HOST_GRACE_S = 10.0  # a worker silent this long past a job's deadline is itself killed and replaced
 _HEADER = struct.Struct(">I")
 _warned = False
@@ -250,6 +252,7 @@ class Sandbox:
         self.memory_mb = memory_mb
         self.result_cap = result_cap
         self._workers: list[_Worker] = []
+        self._home: dict[int, _Worker] = {}  # check samples' test -> the worker whose judge ran it last
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
@@ -288,7 +291,7 @@ class Sandbox:
                 for w in self._workers:
                     # Two jobs in flight per worker: the next one waits in its pipe, no round trip.
                     while queue and len(w.jobs) < PIPELINE:
-                        i = queue.popleft()
+                        i = self._pick(queue, samples, w)
                         nonces[i] = secrets.token_hex(16)
                         self._dispatch(w, i, samples[i], nonces[i])
                 busy = {w.fd: w for w in self._workers if w.jobs}
@@ -330,6 +333,31 @@ class Sandbox:
         self.close()
 
     # -- internals ---------------------------------------------------------------------------------
+    def _pick(self, queue: deque[int], samples: Sequence[Sample], w: _Worker) -> int:
+        """The next sample for `w`: among the first few queued, one whose test this worker's judge ran
+        last (it keeps the test compiled and its calls planned), else one no worker has run, else the
+        first. A GRPO group's completions of one task mostly meet one judge; order is not at stake
+        (results are placed by index)."""
+        best = None
+        for at, i in enumerate(itertools.islice(queue, AFFINITY_WINDOW)):
+            s = samples[i]
+            if s.kind != "check":
+                break
+            home = self._home.get(hash((s.prelude, s.test_code, s.entry)))
+            if home is w:
+                best = at
+                break
+            if home is None and best is None:
+                best = at
+        i = queue[best or 0]
+        del queue[best or 0]
+        s = samples[i]
+        if s.kind == "check":
+            if len(self._home) > 4096:
+                self._home.clear()
+            self._home[hash((s.prelude, s.test_code, s.entry))] = w
+        return i
+
     def _start(self) -> None:
         self._workers = [w for w in self._workers if w.proc.poll() is None]
         while len(self._workers) < self.size:

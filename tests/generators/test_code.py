@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import random
 import subprocess
@@ -11,8 +13,16 @@ from pathlib import Path
 import pytest
 
 import taskforge
+from taskforge.errors import GenerationError
 from taskforge.extract import extract_block
-from taskforge.generators.code import PRIMITIVES, Code, compose, load_problems, reference_source
+from taskforge.generators.code import (
+    PRIMITIVES,
+    Code,
+    check_references,
+    compose,
+    load_problems,
+    reference_source,
+)
 from taskforge.task import Task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +53,43 @@ def test_every_primitive_runs_on_its_edge_cases():
                 namespace["solve"](x)
     kinds = {(p.takes, p.gives) for p in PRIMITIVES}
     assert {("list", "list"), ("list", "int"), ("str", "str"), ("int", "list"), ("str", "list")} <= kinds
+
+
+# sha256 prefixes of 24 tasks' JSON per (level, seed), measured before the block path checked its
+# references in shared sandbox children (issue 16): the tasks must not change by a byte.
+PINNED = {
+    (0, 0): "2a264cb6f384c319",
+    (0, 7): "d28703d5036ad23a",
+    (3, 0): "a0d0d4b328f95f7b",
+    (3, 7): "3b1ec3ee4cd69efa",
+    (8, 0): "46aeddd313d40304",
+    (8, 7): "ab7c1c3ed8f26945",
+}
+
+
+@pytest.mark.parametrize(("level", "seed"), sorted(PINNED))
+def test_generated_bytes_are_pinned(level, seed):
+    digest = hashlib.sha256()
+    for t in taskforge.generate("code", 24, level=level, seed=seed, split="train"):
+        digest.update(t.to_json().encode())
+    assert digest.hexdigest()[:16] == PINNED[level, seed]
+
+
+def test_a_wrong_reference_stops_its_block(tasks):
+    # References share sandbox children in a block; one whose answer disagrees with its own tests
+    # (anywhere in the block, alone or among many) still stops generation, as it did alone.
+    assert check_references(tasks) is None
+    for at in (0, len(tasks) // 2, len(tasks) - 1):
+        bad = dataclasses.replace(
+            tasks[at], answer=tasks[at].answer.replace("    return x", "    return [x]")
+        )
+        with pytest.raises(GenerationError):
+            check_references([*tasks[:at], bad, *tasks[at + 1 :]])
+    crash = dataclasses.replace(
+        tasks[0], answer=tasks[0].answer.replace("    return x", "    import os\n    os._exit(0)")
+    )
+    with pytest.raises(GenerationError):
+        check_references([*tasks, crash])
 
 
 def test_compose_respects_types_and_steps():

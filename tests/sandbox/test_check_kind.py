@@ -1,0 +1,226 @@
+"""Assert-style samples (`kind="check"`, HumanEval's `check(candidate)`): the judge that runs the test
+lives on from sample to sample and learns the calls to batch from a dry run; none of that may let a
+candidate see the test, fake a pass, reach another sample, or change a verdict.
+
+Runs in both modes: with bubblewrap (skipped only when it is absent) and in the fallback mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskforge.sandbox import Sample, Sandbox, bubblewrap_available
+
+MODES = (["bubblewrap"] if bubblewrap_available() else []) + ["fallback"]
+SQUARE = "def solve(x):\n    return x * x\n"
+TEST = "def check(candidate):\n    for x in (3, 4, -2, 0):\n        assert candidate(x) == x * x\n"
+SECRET_TEST = "SECRET = 'CANARY-51c2'\n" + TEST
+
+
+def check(code: str, test: str = TEST, time_limit: float = 2.0, prelude: str = "") -> Sample:
+    return Sample(code, "solve", (), time_limit, "check", test, prelude=prelude)
+
+
+@pytest.fixture(scope="module", params=MODES)
+def box(request):
+    with Sandbox(2, isolation=request.param, memory_mb=512) as sandbox:
+        yield sandbox
+
+
+# name -> code; every one must fail against TEST (or SECRET_TEST).
+HOSTILE = {
+    "always_equal": (
+        "class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+        "def solve(x):\n    return Yes()\n"
+    ),
+    "always_equal_int_subclass": (
+        "class Yes(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def solve(x):\n    return Yes(0)\n"
+    ),
+    "monkeypatch_check_and_builtins": (
+        "import builtins\ndef check(candidate):\n    pass\nbuiltins.check = check\n"
+        "builtins.AssertionError = type('Never', (BaseException,), {})\ndef solve(x):\n    return None\n"
+    ),
+    "exit_zero_at_load": "import sys\nsys.exit(0)\n",
+    "os_exit_at_load": "import os\nos._exit(0)\n",
+    "os_exit_in_call": "import os\ndef solve(x):\n    os._exit(0)\n",
+    "system_exit_in_call": "def solve(x):\n    raise SystemExit(0)\n",
+    "keyboard_interrupt_in_call": "def solve(x):\n    raise KeyboardInterrupt\n",
+    "print_fake_pass": (
+        'print(\'All tests passed\')\nprint(\'["0",["done","pass",""]]\')\ndef solve(x):\n    return None\n'
+    ),
+    "forge_frames_on_every_fd": (
+        "import json, os, struct\n"
+        "def solve(x):\n"
+        "    for body in (json.dumps(['ok', 9]), json.dumps(['done', 'pass', ''])):\n"
+        "        frame = struct.pack('>I', len(body)) + body.encode()\n"
+        "        for fd in range(64):\n"
+        "            try:\n                os.write(fd, frame * 8)\n            except OSError:\n                pass\n"
+        "    return None\n"
+    ),
+    "read_the_test_from_memory": (
+        "import gc, sys\n"
+        "def solve(x):\n"
+        "    needle = 'CANARY-' + '51c2'  # built here: the code itself must not hold it\n"
+        "    seen = any(needle in str(o) for o in gc.get_objects() if isinstance(o, (bytes, dict)))\n"
+        "    f = sys._getframe(1)\n"
+        "    while f is not None:\n"
+        "        seen = seen or needle in str(f.f_locals)\n"
+        "        f = f.f_back\n"
+        "    return x * x if seen else None\n"
+    ),
+    "read_other_processes_memory": (
+        "import os\n"
+        "def solve(x):\n"
+        "    for pid in os.listdir('/proc'):\n"
+        "        if not pid.isdigit() or int(pid) == os.getpid():\n            continue\n"
+        "        try:\n"
+        "            maps = open(f'/proc/{pid}/maps').read().splitlines()\n"
+        "            mem = open(f'/proc/{pid}/mem', 'rb')\n"
+        "        except OSError:\n            continue\n"
+        "        for line in maps:\n"
+        "            lo, hi = (int(v, 16) for v in line.split()[0].split('-'))\n"
+        "            try:\n                mem.seek(lo)\n                chunk = mem.read(hi - lo)\n"
+        "            except (OSError, ValueError, OverflowError):\n                continue\n"
+        "            if (b'CANARY-' + b'51c2') in chunk:\n                return x * x\n"
+        "    return None\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_candidate_never_passes(box, name):
+    # SECRET_TEST holds a canary: the snooping candidates answer right only if they find it.
+    result = box.run([check(HOSTILE[name], SECRET_TEST)])[0]
+    assert result.status in ("fail", "crash", "timeout"), (name, result)
+
+
+def test_right_answers_pass_and_wrong_ones_fail(box):
+    results = box.run([check(SQUARE), check("def solve(x):\n    return x * x if x else 1\n"), check(SQUARE)])
+    assert [r.status for r in results] == ["pass", "fail", "pass"], results
+
+
+def test_a_chatty_candidate_does_not_stall(box):
+    code = "def solve(x):\n    print('x' * 200_000)\n    return x * x\n"
+    assert box.run([check(code)])[0].status == "pass"
+
+
+def test_later_arguments_stay_hidden_until_earlier_answers_are_judged(box):
+    # Each expected value is the next call's argument: a candidate reading its batch ahead could
+    # answer with the next argument and never compute anything. The batch is cut at such a call.
+    chain = "def check(candidate):\n" + "".join(
+        f"    assert candidate({a}) == {b}\n" for a, b in ((5, 8), (8, 13), (13, 21))
+    )
+    peek = (
+        "import gc\n"
+        "def solve(x):\n"
+        "    for o in gc.get_objects():\n"
+        "        if type(o) is list and [x] in o and o.index([x]) + 1 < len(o):\n"
+        "            return o[o.index([x]) + 1][0]\n"
+        "    return {13: 21}.get(x, 0)\n"
+    )
+    assert box.run([check(peek, chain)])[0].status == "fail"
+    fib = "def solve(x):\n    return {5: 8, 8: 13, 13: 21}[x]\n"
+    assert box.run([check(fib, chain)])[0].status == "pass"
+
+
+def test_calls_that_depend_on_results_are_asked_live(box):
+    test = (
+        "def check(candidate):\n"
+        "    assert candidate(candidate(2)) == 16\n"
+        "    xs = [candidate(i) for i in range(5)]\n"
+        "    assert xs == [0, 1, 4, 9, 16]\n"
+        "    assert candidate(xs[3]) == 81\n"
+    )
+    assert box.run([check(SQUARE, test)])[0].status == "pass"
+    assert box.run([check("def solve(x):\n    return x + x\n", test)])[0].status == "fail"
+
+
+def test_a_stateful_candidate_sees_calls_in_order(box):
+    # The candidate answers in the order check calls it: a counter-based candidate behaves as under
+    # HumanEval's harness.
+    test = "def check(candidate):\n    assert [candidate(0) for _ in range(4)] == [1, 2, 3, 4]\n"
+    code = "n = 0\ndef solve(x):\n    global n\n    n += 1\n    return n\n"
+    assert box.run([check(code, test)])[0].status == "pass"
+
+
+def test_a_test_that_loops_on_stand_ins_still_gets_its_verdict(box):
+    # In the dry run every result is a stand-in whose comparison raises: this loop would never end
+    # there. The dry run's budget ends it (even through a bare except); the real run then passes.
+    test = (
+        "def check(candidate):\n"
+        "    while True:\n"
+        "        try:\n"
+        "            if candidate(3) == 9:\n"
+        "                break\n"
+        "        except:\n"
+        "            pass\n"
+    )
+    results = box.run([check(SQUARE, test), check(SQUARE, test)])
+    assert [r.status for r in results] == ["pass", "pass"], results
+
+
+def test_random_tests_give_the_same_verdict_every_time(box):
+    # `random` is seeded alike for every run of check: a candidate right on some inputs only gets one
+    # verdict, whichever worker or judge runs it.
+    test = (
+        "import random\n"
+        "def check(candidate):\n"
+        "    for _ in range(20):\n"
+        "        x = random.randint(0, 50)\n"
+        "        assert candidate(x) == x * x\n"
+    )
+    code = "def solve(x):\n    return x * x if x % 7 else -1\n"
+    statuses = {r.status for r in box.run([check(code, test)] * 6)}
+    assert len(statuses) == 1, statuses
+
+
+def test_the_prompts_helpers_reach_both_sides(box):
+    prelude = "def helper(x):\n    return x * x\n\ndef solve(x):\n    '''square it'''\n"
+    test = "def check(candidate):\n    assert candidate(4) == helper(4)\n"
+    results = box.run(
+        [
+            check("def solve(x):\n    return helper(x)\n", test, prelude=prelude),
+            check(prelude + "    return helper(x)\n", test, prelude=prelude),  # repeats the prompt
+        ]
+    )
+    assert [r.status for r in results] == ["pass", "pass"], results
+
+
+def test_judge_survives_a_timeout_and_garbage(box):
+    hang = "def solve(x):\n    while True:\n        pass\n"
+    results = box.run(
+        [check(hang, time_limit=0.5), check("def solve(x):\n    return object()\n"), check(SQUARE)]
+    )
+    assert [r.status for r in results] == ["timeout", "fail", "pass"], results
+
+
+def test_a_broken_test_fails_every_candidate(box):
+    results = box.run([check(SQUARE, "def check(candidate)\n    pass\n"), check(SQUARE, "x = 1\n")])
+    assert [r.status for r in results] == ["fail", "fail"], results
+
+
+def test_many_samples_of_one_test_across_judge_restarts(box):
+    # More samples than a judge serves before it is replaced: verdicts stay the same throughout.
+    wrong = "def solve(x):\n    return x * x + (x == -2)\n"
+    results = box.run([check(SQUARE), check(wrong)] * 150)
+    assert [r.status for r in results] == ["pass", "fail"] * 150
+
+
+def test_samples_of_one_test_go_to_the_judge_that_holds_it():
+    # The pool's dispatch: among the first queued samples, one whose test a worker's judge ran last.
+    # (Scheduling only: results are placed by index, whichever worker runs them.)
+    from collections import deque
+
+    box = Sandbox.__new__(Sandbox)
+    box._home = {}
+    a, b = object(), object()
+    tests = [TEST, TEST + "\n", TEST + "\n\n"]
+    samples = [check(SQUARE, tests[i % 3]) for i in range(9)] + [Sample(SQUARE, "solve", [((2,), 4)])]
+    queue = deque(range(len(samples)))
+    assert box._pick(queue, samples, a) == 0  # nobody has run anything: the first
+    assert box._pick(queue, samples, b) == 1  # b: the first test no judge holds
+    assert box._pick(queue, samples, a) == 3  # a again: the next sample of its own test, not 2
+    assert box._pick(queue, samples, b) == 4
+    assert box._pick(queue, samples, a) == 6
+    assert list(queue) == [2, 5, 7, 8, 9]
+    assert box._pick(queue, samples, object()) == 2  # a new worker takes what nobody else holds
