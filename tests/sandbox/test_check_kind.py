@@ -224,3 +224,20 @@ def test_samples_of_one_test_go_to_the_judge_that_holds_it():
     assert box._pick(queue, samples, a) == 6
     assert list(queue) == [2, 5, 7, 8, 9]
     assert box._pick(queue, samples, object()) == 2  # a new worker takes what nobody else holds
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_judge_outlives_its_pool(mode):
+    import time
+
+    from tests.sandbox.test_hostile_code import _live_descendants
+
+    already = set(_live_descendants())
+    box = Sandbox(2, isolation=mode)
+    assert [r.status for r in box.run([check(SQUARE)] * 4)] == ["pass"] * 4
+    assert set(_live_descendants()) - already  # the workers and their judges
+    box.close()
+    deadline = time.monotonic() + 5
+    while (left := set(_live_descendants()) - already) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, left
