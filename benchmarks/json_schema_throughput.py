@@ -10,6 +10,14 @@ Per level and mode:
 - jsonschema-rs vs reference: how many times faster jsonschema-rs validates the gold instances than
   the reference `jsonschema` package (compiled validators for both, side by side in this run).
 Rates are per CPU second (process time), the fastest of --rounds runs: shared machines are noisy.
+
+Then end to end against the reference (issue 16), per level and mode: our `safe_verify` (what every batch
+path calls per response: size screen, extraction, strict parsing, schema, constraints or expected values,
+Verdict) on the model's responses, warm, against the plain `jsonschema` package given the BARE JSON text
+of the same instances (`json.loads` + `validator_for(schema)(schema).is_valid`, the validator built once
+per task outside the timing; as the issue states it, without a format checker). Both see the same mix:
+each task's gold response and one corrupt answer. The two sides run in alternating blocks in this one
+process (the order swapped every block) and the ratio is of their summed CPU seconds.
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ import time
 from collections.abc import Callable
 
 from jsonschema import Draft202012Validator
+from jsonschema.validators import validator_for
 
 import taskforge
 from taskforge.generators.json_schema import JsonSchema, compiled_validator
 from taskforge.generators.json_schema.strict import VALIDATORS
+from taskforge.task import Task
 
 
 def _best(fn: Callable[[], object], rounds: int) -> float:
@@ -81,13 +91,74 @@ def bench(level: int, mode: str, n: int, repeats: int, rounds: int) -> dict[str,
     }
 
 
+def end_to_end(level: int, mode: str, n: int, blocks: int) -> dict[str, str]:
+    tasks = list(taskforge.generate("json_schema", n, level=level, params={"mode": mode}, seed=321))
+    gen = JsonSchema()
+    rng = random.Random(1000 + level)
+    ours: list[tuple[Task, str]] = []
+    theirs: list[tuple[object, str]] = []
+    for t in tasks:
+        reference = validator_for(t.check["schema"])(t.check["schema"])
+        for response in (gen.gold_response(t), gen.corrupt_answer(t, rng)):
+            assert response is not None and response.startswith("<answer>") and response.endswith("</answer>")
+            ours.append((t, response))
+            theirs.append((reference, response[len("<answer>") : -len("</answer>")]))
+
+    def run_ours() -> list[bool]:
+        return [gen.safe_verify(t, r).passed for t, r in ours]
+
+    def run_theirs() -> list[bool]:
+        return [v.is_valid(json.loads(text)) for v, text in theirs]  # type: ignore[attr-defined]
+
+    # Warm both (compiled validators, caches), and check the two sides judge the schema alike: a
+    # response we pass must validate for the reference too (we may fail more: constraints, values).
+    for ok, valid in zip(run_ours(), run_theirs(), strict=True):
+        assert valid or not ok
+    spent = {"ours": 0.0, "theirs": 0.0}
+    for b in range(blocks):
+        order = (("ours", run_ours), ("theirs", run_theirs))
+        for name, fn in order if b % 2 == 0 else order[::-1]:
+            start = time.process_time()
+            fn()
+            spent[name] += time.process_time() - start
+    count = blocks * len(ours)
+    return {
+        "level": str(level),
+        "mode": mode,
+        "answer chars (median)": str(sorted(len(t.answer) for t in tasks)[n // 2]),
+        "ours verdicts/s": f"{count / spent['ours']:,.0f}",
+        "jsonschema on bare JSON /s": f"{count / spent['theirs']:,.0f}",
+        "ours vs jsonschema": f"{spent['theirs'] / spent['ours']:.1f}x",
+    }
+
+
+def table(rows: list[dict[str, str]]) -> None:
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row[h] for h in header) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200, help="tasks per level and mode")
     parser.add_argument("--repeats", type=int, default=4, help="warm passes over each task's responses")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per figure; the fastest counts")
     parser.add_argument("--levels", type=str, default="0,2,4,6,7")
+    parser.add_argument("--e2e-tasks", type=int, default=100, help="tasks per level and mode, end to end")
+    parser.add_argument("--blocks", type=int, default=6, help="alternating timed blocks per side, end to end")
+    parser.add_argument("--e2e-levels", type=str, default="0,1,2,3,4,5,6,7")
+    parser.add_argument("--only-e2e", action="store_true", help="skip the throughput table")
     args = parser.parse_args()
+    e2e = [
+        end_to_end(level, mode, args.e2e_tasks, args.blocks)
+        for mode in ("conform", "extract")
+        for level in map(int, args.e2e_levels.split(","))
+    ]
+    if args.only_e2e:
+        table(e2e)
+        return
     rows = [
         bench(level, mode, args.tasks, args.repeats, args.rounds)
         for mode in ("conform", "extract")
@@ -97,11 +168,12 @@ def main() -> None:
         f"json_schema throughput per CPU second, one process (OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}), {args.tasks} tasks per row, best of {args.rounds}\n"
     )
-    header = list(rows[0])
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row[h] for h in header) + " |")
+    table(rows)
+    print(
+        f"\nEnd to end, warm, vs `jsonschema` on the bare JSON text: {args.e2e_tasks} tasks per row, gold + "
+        f"corrupt answer each, {args.blocks} alternating blocks per side, per CPU second\n"
+    )
+    table(e2e)
 
 
 if __name__ == "__main__":
