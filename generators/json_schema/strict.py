@@ -74,7 +74,8 @@ def _finite_float(text: str) -> float:
 _STRICT = json.JSONDecoder(
     object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
 )
-_PLAIN = json.JSONDecoder()
+_SCAN = json.JSONDecoder().scan_once  # the C scanner, no hooks: (value, end) or StopIteration
+_SPACE = json.decoder.WHITESPACE.match  # the whitespace json.loads allows around a value
 
 
 def _census(value: Any, room: int) -> int:
@@ -113,16 +114,19 @@ def _parse_plain(text: str, max_depth: int) -> tuple[bool, Any]:
     overflowing numbers), and each refusal shows in the plain value: depth and non-finite floats
     directly, duplicate keys by count: outside strings a ':' separates exactly one key from its value,
     and a key given twice leaves the value with fewer keys than the text has ':' outside strings."""
-    if text.startswith("\ufeff"):  # json.loads refuses a BOM with its own message
-        return False, None
     try:
-        value = _PLAIN.decode(text)
+        # What json.loads does, less its Python layers: skip whitespace, scan one value, skip whitespace.
+        # A BOM (json.loads has its own message for it) does not start a value: the scan stops there.
+        start = _SPACE(text).end() if text[:1] in " \t\n\r" else 0
+        value, end = _SCAN(text, start)
+        if end != len(text) and _SPACE(text, end).end() != len(text):
+            return False, None
         keys = _census(value, max_depth)
         if keys < 0:
             return False, None
         if text.count(":") != keys and _STRING.sub("", text).count(":") != keys:
             return False, None
-    except (ValueError, RecursionError):
+    except (StopIteration, ValueError, RecursionError):
         return False, None
     return True, value
 
