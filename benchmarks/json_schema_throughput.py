@@ -35,7 +35,7 @@ from jsonschema.validators import validator_for
 
 import taskforge
 from taskforge.generators.json_schema import JsonSchema, compiled_validator
-from taskforge.generators.json_schema.strict import VALIDATORS
+from taskforge.generators.json_schema.strict import clear_validators
 from taskforge.task import Task
 
 
@@ -62,7 +62,7 @@ def bench(level: int, mode: str, n: int, repeats: int, rounds: int) -> dict[str,
     responses = [(t, [f"<answer>{t.answer}</answer>", gen.corrupt_answer(t, rng)]) for t in tasks]
 
     def cold() -> None:  # each schema seen for the first time: compile + verify
-        VALIDATORS.clear()
+        clear_validators()
         for t, (gold, _) in responses:
             gen.verify(t, gold)
 

@@ -106,38 +106,33 @@ def _census(value: Any, room: int) -> int:
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
-def _parse_plain(text: str, max_depth: int) -> tuple[bool, Any]:
-    """(True, value) when the hook-free C decoder reads `text` and the value is exactly what the strict
-    path returns; (False, None) means: take the strict path, which gives the verdict its reasons.
+def parse_strict(text: str, max_chars: int, max_depth: int = MAX_DEPTH) -> tuple[Any, str | None]:
+    """(value, None) or (None, why). Limits are checked before json.loads sees the text.
 
-    The strict path differs only by refusing (nesting first, then duplicate keys, NaN/Infinity and
-    overflowing numbers), and each refusal shows in the plain value: depth and non-finite floats
-    directly, duplicate keys by count: outside strings a ':' separates exactly one key from its value,
-    and a key given twice leaves the value with fewer keys than the text has ':' outside strings."""
+    First the hook-free C scanner: when the value it reads is one the strict path accepts, it is the
+    very value that path returns. The strict path differs only by refusing (nesting first, then
+    duplicate keys, NaN/Infinity and overflowing numbers), and each refusal shows in the plain value:
+    depth and non-finite floats directly, duplicate keys by count: outside strings a ':' separates
+    exactly one key from its value, and a key given twice leaves the value with fewer keys than the text
+    has ':' outside strings. Anything else (refusals, syntax errors) takes the strict path, which words
+    the reason exactly as before."""
+    if len(text) > max_chars:
+        return None, f"answer has {len(text)} characters, limit {max_chars}"
     try:
         # What json.loads does, less its Python layers: skip whitespace, scan one value, skip whitespace.
         # A BOM (json.loads has its own message for it) does not start a value: the scan stops there.
         start = _SPACE(text).end() if text[:1] in " \t\n\r" else 0
         value, end = _SCAN(text, start)
-        if end != len(text) and _SPACE(text, end).end() != len(text):
-            return False, None
-        keys = _census(value, max_depth)
-        if keys < 0:
-            return False, None
-        if text.count(":") != keys and _STRING.sub("", text).count(":") != keys:
-            return False, None
+        if end == len(text) or _SPACE(text, end).end() == len(text):
+            keys = _census(value, max_depth)
+            if keys >= 0 and (text.count(":") == keys or _STRING.sub("", text).count(":") == keys):
+                return value, None
     except (StopIteration, ValueError, RecursionError):
-        return False, None
-    return True, value
+        pass
+    return _parse_refusing(text, max_depth)
 
 
-def parse_strict(text: str, max_chars: int, max_depth: int = MAX_DEPTH) -> tuple[Any, str | None]:
-    """(value, None) or (None, why). Limits are checked before json.loads sees the text."""
-    if len(text) > max_chars:
-        return None, f"answer has {len(text)} characters, limit {max_chars}"
-    done, value = _parse_plain(text, max_depth)
-    if done:
-        return value, None
+def _parse_refusing(text: str, max_depth: int) -> tuple[Any, str | None]:
     if nesting_depth(text, max_depth) > max_depth:
         return None, f"nesting deeper than {max_depth}"
     try:
@@ -161,14 +156,14 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
             return False
-        for k, x in a.items():
+        for k, x in a.items():  # noqa: SIM110 (see above)
             if not json_equal(x, b[k]):
                 return False
         return True
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return False
-        for x, y in zip(a, b):  # noqa: B905 (lengths checked above)
+        for x, y in zip(a, b, strict=True):  # noqa: SIM110 (see above)
             if not json_equal(x, y):
                 return False
         return True
@@ -179,14 +174,36 @@ def json_equal(a: Any, b: Any) -> bool:
 VALIDATORS: IdentityLRU[Any] = IdentityLRU(512)
 
 
+# The schema and validator of the latest call: the G responses to one prompt come one after another, and
+# this costs one identity test where the LRU costs two calls and a closure. One tuple, swapped whole, so
+# a thread never sees a schema with another's validator.
+_LATEST: tuple[Any, Any] = (None, None)
+
+
 def compiled_validator(schema: dict[str, Any]) -> Any:
     """A jsonschema-rs Draft 2020-12 validator, compiled once per schema (LRU keyed by its content)."""
-    return VALIDATORS.get(schema, lambda: jsonschema_rs.Draft202012Validator(schema, validate_formats=True))
+    global _LATEST
+    latest = _LATEST
+    if latest[0] is schema:
+        return latest[1]
+    validator = VALIDATORS.get(
+        schema, lambda: jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    )
+    _LATEST = (schema, validator)
+    return validator
+
+
+def clear_validators() -> None:
+    """Forget every compiled validator (what a cold benchmark starts from)."""
+    global _LATEST
+    _LATEST = (None, None)
+    VALIDATORS.clear()
 
 
 def schema_error(schema: dict[str, Any], value: Any) -> str | None:
     """None when `value` validates, else the first error (path and message, truncated)."""
-    validator = compiled_validator(schema)
+    latest = _LATEST
+    validator = latest[1] if latest[0] is schema else compiled_validator(schema)
     if validator.is_valid(value):
         return None
     err = next(iter(validator.iter_errors(value)), None)
@@ -215,13 +232,14 @@ def lookup(value: Any, path: list[str | int]) -> tuple[bool, Any]:
 
 
 def constraint_holds(value: Any, c: dict[str, Any]) -> bool:
-    if c["op"] == "absent":
-        found, parent = lookup(value, c["path"][:-1])
-        return found and isinstance(parent, dict) and c["path"][-1] not in parent
-    found, node = lookup(value, c["path"])
+    op, path = c["op"], c["path"]
+    if op == "absent":
+        found, parent = lookup(value, path[:-1])
+        return found and isinstance(parent, dict) and path[-1] not in parent
+    found, node = lookup(value, path)
     if not found:
         return False
-    if c["op"] == "equals":
+    if op == "equals":
         return json_equal(node, c["value"])
     return isinstance(node, list) and len(node) == c["value"]  # "length"
 

@@ -171,10 +171,10 @@ def test_verdicts_unchanged() -> None:
 
 def test_verdicts_repeat_warm() -> None:
     # The second verdict of a response (caches hot) equals the first (caches cold).
-    from taskforge.generators.json_schema.strict import VALIDATORS
+    from taskforge.generators.json_schema.strict import clear_validators
 
     sample = list(cases())[::7]
-    VALIDATORS.clear()
+    clear_validators()
     first = [verdict_digest(t, r) for t, r in sample]
     assert [verdict_digest(t, r) for t, r in sample] == first
 
