@@ -106,14 +106,10 @@ def keywords_used(schema: Any) -> list[str]:
     return sorted(found)
 
 
-# Built once: `json.dumps` with an option builds an encoder per call, and a wrong answer is worded here.
-_TEXT = json.JSONEncoder(ensure_ascii=False)
-
-
 def describe(c: dict[str, Any]) -> str:
     where = f"`{render_path(c['path'])}`"
-    if c["op"] == "equals":
-        return f"{where} must equal {_TEXT.encode(c['value'])}"
+    if c["op"] == "equals":  # a leaf: `_scalar` writes what json.dumps would, without its setup
+        return f"{where} must equal {_scalar(c['value'])}"
     if c["op"] == "length":
         return f"{where} must have exactly {c['value']} item(s)"
     return f"{where} must be left out"

@@ -209,7 +209,8 @@ def schema_error(schema: dict[str, Any], value: Any) -> str | None:
     err = next(iter(validator.iter_errors(value)), None)
     if err is None:
         return "invalid"
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.instance_path) or "(root)"
+    where = err.instance_path
+    path = "".join([f"[{p}]" if isinstance(p, int) else f".{p}" for p in where]) if where else "(root)"
     return f"{path}: {err.message}"[:300]
 
 
