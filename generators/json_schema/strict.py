@@ -144,29 +144,50 @@ def _parse_refusing(text: str, max_depth: int) -> tuple[Any, str | None]:
     return value, None
 
 
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+
+
 def json_equal(a: Any, b: Any) -> bool:
     """Equality of JSON values: true/false are not numbers, 1 == 1.0, object key order is irrelevant."""
-    # Loops rather than all(<generator>): the expected value of an extract task has hundreds of nodes.
-    if type(a) is str:
-        return type(b) is str and a == b
+    # Loops rather than all(<generator>), and leaves of one type compared in the loop: the expected
+    # value of an extract task has hundreds of nodes. Mixed types go through `_json_equal_mixed`.
+    t = type(a)
+    if t is type(b):
+        if t is dict:
+            if a.keys() != b.keys():
+                return False
+            for k, x in a.items():
+                y = b[k]
+                if type(x) is type(y) and type(x) in _LEAVES:
+                    if x != y:
+                        return False
+                elif not json_equal(x, y):
+                    return False
+            return True
+        if t is list:
+            if len(a) != len(b):
+                return False
+            for x, y in zip(a, b, strict=True):
+                if type(x) is type(y) and type(x) in _LEAVES:
+                    if x != y:
+                        return False
+                elif not json_equal(x, y):
+                    return False
+            return True
+        if t in _LEAVES:
+            return a == b
+    return _json_equal_mixed(a, b)
+
+
+def _json_equal_mixed(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
     if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return False
-        for k, x in a.items():  # noqa: SIM110 (see above)
-            if not json_equal(x, b[k]):
-                return False
-        return True
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return False
-        for x, y in zip(a, b, strict=True):  # noqa: SIM110 (see above)
-            if not json_equal(x, y):
-                return False
-        return True
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 
