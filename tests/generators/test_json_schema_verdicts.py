@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import taskforge
-from taskforge.generators.json_schema import JsonSchema, mutate
+from taskforge.generators.json_schema import JsonSchema, mutate, nesting_depth, parse_strict
+from taskforge.generators.json_schema.strict import _finite_float, _no_duplicates, _reject_constant
 from taskforge.task import Task
 
 GEN = JsonSchema()
@@ -167,6 +168,68 @@ def test_verdicts_unchanged() -> None:
             )
         got.append(d)
     assert len(got) == len(pinned)
+
+
+def _reference_parse(text: str, max_chars: int, max_depth: int) -> tuple[Any, str | None]:
+    """parse_strict as it was before its fast path: the specification the fast path must meet."""
+    if len(text) > max_chars:
+        return None, f"answer has {len(text)} characters, limit {max_chars}"
+    if nesting_depth(text, max_depth) > max_depth:
+        return None, f"nesting deeper than {max_depth}"
+    try:
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except (ValueError, RecursionError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:200]
+    return value, None
+
+
+def _random_json(rng: random.Random, depth: int) -> str:
+    """JSON-like text that hits the fast path's blind spots: few key names (duplicates), ':' and escapes
+    in strings, non-finite and overflowing numbers, whitespace, and nesting around the limit."""
+    roll = rng.random()
+    if depth > 0 and roll < 0.35:
+        keys = [
+            rng.choice(('"a"', '"b"', '"a:"', '"\\u0061"', '"b\\""', '":"')) for _ in range(rng.randint(0, 4))
+        ]
+        body = ",".join(f"{k}{rng.choice(('', ' '))}:{_random_json(rng, depth - 1)}" for k in keys)
+        return "{" + body + "}"
+    if depth > 0 and roll < 0.55:
+        return "[" + ", ".join(_random_json(rng, depth - 1) for _ in range(rng.randint(0, 3))) + "]"
+    return rng.choice(
+        (
+            '"x:y"',
+            '"\\u003a"',
+            '"q\\"{"',
+            "1",
+            "-0.5",
+            "1e400",
+            "-1e999",
+            "2.5e-3",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "true",
+            "null",
+            '"\\ud800"',
+            '"a\\\\"',
+            "12345678901234567890",
+        )
+    )
+
+
+def test_parse_strict_matches_its_reference() -> None:
+    rng = random.Random(7)
+    for i in range(4000):
+        text = _random_json(rng, rng.choice((1, 2, 3, 5)))
+        if i % 5 == 0:  # now and then not JSON at all, or nested past the limit
+            text = rng.choice((text[: len(text) // 2], text + rng.choice((" x", "}", " ", "\n\t", "1"))))
+        if i % 97 == 0:
+            deep = rng.choice((31, 32, 33, 40))
+            text = "[" * deep + text + "]" * deep
+        text = rng.choice(("", " ", "\ufeff", "\n")) + text
+        assert repr(parse_strict(text, 4096, 32)) == repr(_reference_parse(text, 4096, 32)), text
 
 
 def test_verdicts_repeat_warm() -> None:
