@@ -202,9 +202,9 @@ class JsonSchema(Generator):
             if not json_equal(value, check["expected"]):
                 return Verdict.fail("wrong", parsed=value, error="valid, but not the values the text states")
             return Verdict.ok(parsed=value)
-        broken = [describe(c) for c in check["constraints"] if not constraint_holds(value, c)]
-        if broken:
-            return Verdict.fail("wrong", parsed=value, error=f"constraint not met: {broken[0]}")
+        for c in check["constraints"]:
+            if not constraint_holds(value, c):  # the first broken one is named
+                return Verdict.fail("wrong", parsed=value, error=f"constraint not met: {describe(c)}")
         return Verdict.ok(parsed=value)
 
     def corrupt_answer(self, task: Task, rng: random.Random) -> str | None:

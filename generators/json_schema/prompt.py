@@ -108,8 +108,8 @@ def keywords_used(schema: Any) -> list[str]:
 
 def describe(c: dict[str, Any]) -> str:
     where = f"`{render_path(c['path'])}`"
-    if c["op"] == "equals":
-        return f"{where} must equal {json.dumps(c['value'], ensure_ascii=False)}"
+    if c["op"] == "equals":  # a leaf: `_scalar` writes what json.dumps would, without its setup
+        return f"{where} must equal {_scalar(c['value'])}"
     if c["op"] == "length":
         return f"{where} must have exactly {c['value']} item(s)"
     return f"{where} must be left out"

@@ -70,23 +70,117 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: `json.loads` with hooks builds a new decoder on every call. Sharing one across threads is
+# what json.loads does with its default decoder: a scanner's only mutable state is its key memo.
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+)
+_SCAN = json.JSONDecoder().scan_once  # the C scanner, no hooks: (value, end) or StopIteration
+_SPACE = json.decoder.WHITESPACE.match  # the whitespace json.loads allows around a value
+
+
+def _census(value: Any, room: int) -> int:
+    """Object keys in a value parsed without hooks, or -1 when it nests deeper than `room` levels or
+    holds a non-finite float (NaN, Infinity, or a number that overflowed)."""
+    t = type(value)
+    if t is float:
+        return 0 if value - value == 0.0 else -1  # inf - inf and nan - nan are nan
+    if t is not dict and t is not list:
+        return 0
+    if room <= 0:
+        return -1
+    count = len(value) if t is dict else 0
+    for item in value.values() if t is dict else value:
+        t = type(item)
+        if t is float:
+            if item - item != 0.0:
+                return -1
+        elif t is dict or t is list:
+            inner = _census(item, room - 1)
+            if inner < 0:
+                return -1
+            count += inner
+    return count
+
+
+# A whole JSON string; in a text json.loads accepted, these are exactly its strings.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
 def parse_strict(text: str, max_chars: int, max_depth: int = MAX_DEPTH) -> tuple[Any, str | None]:
-    """(value, None) or (None, why). Limits are checked before json.loads sees the text."""
+    """(value, None) or (None, why). Limits are checked before json.loads sees the text.
+
+    First the hook-free C scanner: when the value it reads is one the strict path accepts, it is the
+    very value that path returns. The strict path differs only by refusing (nesting first, then
+    duplicate keys, NaN/Infinity and overflowing numbers), and each refusal shows in the plain value:
+    depth and non-finite floats directly, duplicate keys by count: outside strings a ':' separates
+    exactly one key from its value, and a key given twice leaves the value with fewer keys than the text
+    has ':' outside strings. Anything else (refusals, syntax errors) takes the strict path, which words
+    the reason exactly as before."""
     if len(text) > max_chars:
         return None, f"answer has {len(text)} characters, limit {max_chars}"
+    try:
+        # What json.loads does, less its Python layers: skip whitespace, scan one value, skip whitespace.
+        # A BOM (json.loads has its own message for it) does not start a value: the scan stops there.
+        start = _SPACE(text).end() if text[:1] in " \t\n\r" else 0
+        value, end = _SCAN(text, start)
+        if end == len(text) or _SPACE(text, end).end() == len(text):
+            keys = _census(value, max_depth)
+            if keys >= 0 and (text.count(":") == keys or _STRING.sub("", text).count(":") == keys):
+                return value, None
+    except (StopIteration, ValueError, RecursionError):
+        pass
+    return _parse_refusing(text, max_depth)
+
+
+def _parse_refusing(text: str, max_depth: int) -> tuple[Any, str | None]:
     if nesting_depth(text, max_depth) > max_depth:
         return None, f"nesting deeper than {max_depth}"
     try:
-        value = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
-        )
+        if text.startswith("\ufeff"):  # what json.loads says before it decodes
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _STRICT.decode(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, StrictJSONError, int digit limit
         return None, f"{type(exc).__name__}: {exc}"[:200]
     return value, None
 
 
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+
+
 def json_equal(a: Any, b: Any) -> bool:
     """Equality of JSON values: true/false are not numbers, 1 == 1.0, object key order is irrelevant."""
+    # Loops rather than all(<generator>), and leaves of one type compared in the loop: the expected
+    # value of an extract task has hundreds of nodes. Mixed types go through `_json_equal_mixed`.
+    t = type(a)
+    if t is type(b):
+        if t is dict:
+            if a.keys() != b.keys():
+                return False
+            for k, x in a.items():
+                y = b[k]
+                if type(x) is type(y) and type(x) in _LEAVES:
+                    if x != y:
+                        return False
+                elif not json_equal(x, y):
+                    return False
+            return True
+        if t is list:
+            if len(a) != len(b):
+                return False
+            for x, y in zip(a, b, strict=True):
+                if type(x) is type(y) and type(x) in _LEAVES:
+                    if x != y:
+                        return False
+                elif not json_equal(x, y):
+                    return False
+            return True
+        if t in _LEAVES:
+            return a == b
+    return _json_equal_mixed(a, b)
+
+
+def _json_equal_mixed(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -102,20 +196,43 @@ def json_equal(a: Any, b: Any) -> bool:
 VALIDATORS: IdentityLRU[Any] = IdentityLRU(512)
 
 
+# The schema and validator of the latest call: the G responses to one prompt come one after another, and
+# this costs one identity test where the LRU costs two calls and a closure. One tuple, swapped whole, so
+# a thread never sees a schema with another's validator.
+_LATEST: tuple[Any, Any] = (None, None)
+
+
 def compiled_validator(schema: dict[str, Any]) -> Any:
     """A jsonschema-rs Draft 2020-12 validator, compiled once per schema (LRU keyed by its content)."""
-    return VALIDATORS.get(schema, lambda: jsonschema_rs.Draft202012Validator(schema, validate_formats=True))
+    global _LATEST
+    latest = _LATEST
+    if latest[0] is schema:
+        return latest[1]
+    validator = VALIDATORS.get(
+        schema, lambda: jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    )
+    _LATEST = (schema, validator)
+    return validator
+
+
+def clear_validators() -> None:
+    """Forget every compiled validator (what a cold benchmark starts from)."""
+    global _LATEST
+    _LATEST = (None, None)
+    VALIDATORS.clear()
 
 
 def schema_error(schema: dict[str, Any], value: Any) -> str | None:
     """None when `value` validates, else the first error (path and message, truncated)."""
-    validator = compiled_validator(schema)
+    latest = _LATEST
+    validator = latest[1] if latest[0] is schema else compiled_validator(schema)
     if validator.is_valid(value):
         return None
     err = next(iter(validator.iter_errors(value)), None)
     if err is None:
         return "invalid"
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.instance_path) or "(root)"
+    where = err.instance_path
+    path = "".join([f"[{p}]" if isinstance(p, int) else f".{p}" for p in where]) if where else "(root)"
     return f"{path}: {err.message}"[:300]
 
 
@@ -138,13 +255,14 @@ def lookup(value: Any, path: list[str | int]) -> tuple[bool, Any]:
 
 
 def constraint_holds(value: Any, c: dict[str, Any]) -> bool:
-    if c["op"] == "absent":
-        found, parent = lookup(value, c["path"][:-1])
-        return found and isinstance(parent, dict) and c["path"][-1] not in parent
-    found, node = lookup(value, c["path"])
+    op, path = c["op"], c["path"]
+    if op == "absent":
+        found, parent = lookup(value, path[:-1])
+        return found and isinstance(parent, dict) and path[-1] not in parent
+    found, node = lookup(value, path)
     if not found:
         return False
-    if c["op"] == "equals":
+    if op == "equals":
         return json_equal(node, c["value"])
     return isinstance(node, list) and len(node) == c["value"]  # "length"
 
