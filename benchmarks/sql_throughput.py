@@ -1,6 +1,13 @@
 """SQL family throughput: generation tasks/s and verification verdicts/s, per level, on one core.
 
     python benchmarks/sql_throughput.py [--tasks 24] [--samples 16] [--batch 64] [--rounds 3] [--in-process]
+        [--gen-tasks 24] [--gen-rounds 4] [--gen-only]
+
+Generation, before and after issue 16, side by side: "before" is the pre-issue-16 path kept callable here
+(`LegacyGoldRunner`: an Arrow view per table, instance and task, a plan per instance; and the Python
+screen turned off, so every draw asks DuckDB); "after" is the current path. Both generate the same tasks
+(asserted, byte for byte) from fresh seeds, in alternated blocks, per CPU-second of this process (DuckDB
+runs in it, threads=1), with the DuckDB queries each side ran per task.
 
 Verification reuses each task's databases (the LRU in generators/sql/): the first response of a task
 builds its instances ("build ms"), the next ones only run queries. Responses are distinct texts (the
@@ -17,14 +24,22 @@ cost on one dedicated core; wall time on a shared, oversubscribed machine is low
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
+import re
 import time
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
 
 import taskforge
 from taskforge.generator import Generator
 from taskforge.generators import sql as S
 from taskforge.generators.sql import judge
+from taskforge.generators.sql import screen as sql_screen
+from taskforge.generators.sql.catalog import _scratch, arrow_table
 from taskforge.registry import get_generator
 from taskforge.task import Task
 
@@ -91,6 +106,97 @@ def rotation_case(n: int, level: int, rounds: int) -> tuple[int, float, float, f
     return n, rot_rate, single_rate, vm, restarts
 
 
+class LegacyGoldRunner:
+    """The gold runner before issue 16, kept as the baseline: a cursor per instance, an Arrow view
+    registered per table it reads, and each query planned again on every instance."""
+
+    def __init__(self, schema: list[dict[str, Any]], rows_of: Any, n: int) -> None:
+        con = _scratch.get()
+        self.schema, self.rows_of = schema, rows_of
+        self.cursors = [con.cursor() for _ in range(n)]
+        self.names = [(t["name"], re.compile(rf"\b{t['name']}\b")) for t in schema]
+        self.registered: set[tuple[int, str]] = set()
+        self.parsed: tuple[str, Any] = ("", None)
+
+    def run(self, i: int, sql: str) -> list[tuple] | None:
+        for name, pattern in self.names:
+            if (i, name) not in self.registered and pattern.search(sql):
+                self.cursors[i].register(name, arrow_table(self.schema, self.rows_of(i, name), name))
+                self.registered.add((i, name))
+        try:
+            if self.parsed[0] != sql:
+                self.parsed = (sql, self.cursors[i].extract_statements(sql)[0])
+            return self.cursors[i].execute(self.parsed[1]).fetchall()
+        except duckdb.Error:
+            return None
+
+    def close(self) -> None:
+        for cur in self.cursors:
+            cur.close()
+
+
+def _unsure(*_: Any) -> Any:
+    raise sql_screen.Unsure("the baseline has no screen")
+
+
+@contextlib.contextmanager
+def generation_path(before: bool, counter: list[int]) -> Iterator[None]:
+    """Generate through the old path (before) or the current one, counting DuckDB queries."""
+    base = LegacyGoldRunner if before else S.GoldRunner
+
+    class Counting(base):  # type: ignore[misc, valid-type]
+        def run(self, i: int, sql: str) -> list[tuple] | None:
+            counter[0] += 1
+            return super().run(i, sql)
+
+    saved = S.GoldRunner, sql_screen.Screen.probe_floats, sql_screen.Screen.rejects
+    S.GoldRunner = Counting
+    if before:
+        sql_screen.Screen.probe_floats = _unsure  # the DuckDB probe, as before
+        sql_screen.Screen.rejects = lambda *_: False  # every draw runs on DuckDB, as before
+    try:
+        yield
+    finally:
+        S.GoldRunner, sql_screen.Screen.probe_floats, sql_screen.Screen.rejects = saved
+
+
+def generation_case(level: int, n: int, rounds: int) -> tuple[float, float, float, float]:
+    """(before tasks/CPU-s, after tasks/CPU-s, before queries/task, after queries/task) over `rounds`
+    blocks of n tasks a side, alternated (which side goes first alternates too)."""
+    cpu = {True: 0.0, False: 0.0}
+    queries = {True: [0], False: [0]}
+    for r in range(rounds):
+        seed = 7000 + 100 * level + r  # fresh seeds: none of the tests' or the profiles'
+        made = {}
+        for before in (True, False) if r % 2 == 0 else (False, True):
+            with generation_path(before, queries[before]):
+                start = time.process_time()
+                made[before] = [t.to_json() for t in taskforge.generate("sql", n, level=level, seed=seed)]
+                cpu[before] += time.process_time() - start
+        assert made[True] == made[False], f"level {level}: the two paths made different tasks"
+    total = n * rounds
+    return total / cpu[True], total / cpu[False], queries[True][0] / total, queries[False][0] / total
+
+
+def print_generation(rows: list[tuple[int, float, float, float, float]], n: int, rounds: int) -> None:
+    print(
+        f"Generation per level, before and after issue 16: {rounds} alternated blocks of {n} tasks a side "
+        "on fresh seeds, the same tasks byte for byte on both sides (asserted); tasks per CPU-second of "
+        "this process, where DuckDB runs"
+    )
+    print()
+    print(
+        "| level | before tasks/CPU-s | after tasks/CPU-s | after / before | DuckDB queries per task "
+        "(before / after) | core-hours per 1M tasks (after) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for level, b, a, qb, qa in rows:
+        print(f"| {level} | {b:.0f} | {a:.0f} | {a / b:.2f}x | {qb:.1f} / {qa:.1f} | {1e6 / a / 3600:.1f} |")
+    hb = len(rows) / sum(1 / r[1] for r in rows)
+    ha = len(rows) / sum(1 / r[2] for r in rows)
+    print(f"| all (harmonic mean) | {hb:.0f} | {ha:.0f} | {ha / hb:.2f}x | | {1e6 / ha / 3600:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=24, help="tasks per level")
@@ -111,12 +217,24 @@ def main() -> None:
     )
     ap.add_argument("--rotation-level", type=int, default=3)
     ap.add_argument("--rotation-only", action="store_true", help="only the rotation table")
+    ap.add_argument("--gen-tasks", type=int, default=24, help="tasks per block, generation before/after")
+    ap.add_argument("--gen-rounds", type=int, default=4, help="alternated blocks per side, generation")
+    ap.add_argument("--gen-only", action="store_true", help="only the generation before/after table")
     args = ap.parse_args()
     S.settings.isolate = not args.in_process
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     gen = get_generator("sql")
     list(taskforge.generate("sql", 2, level=0, seed=99))  # imports, scratch connection
+    with generation_path(True, [0]):
+        list(taskforge.generate("sql", 2, level=0, seed=99))  # the baseline's imports too
+
+    generation = [
+        (level, *generation_case(level, args.gen_tasks, args.gen_rounds)) for level in range(len(gen.levels))
+    ]
+    if args.gen_only:
+        print_generation(generation, args.gen_tasks, args.gen_rounds)
+        return
 
     rotation = [
         rotation_case(n, args.rotation_level, args.samples) for n in map(int, args.rotation.split(","))
@@ -186,6 +304,8 @@ def main() -> None:
 
     mode = "in-process" if args.in_process else "worker process"
     print(f"answers run in: {mode}; load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print()
+    print_generation(generation, args.gen_tasks, args.gen_rounds)
     print()
     print(
         f"Tasks verified in rotation (level {args.rotation_level}, one response of each task in turn, "

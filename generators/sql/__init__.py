@@ -28,6 +28,7 @@ from taskforge.generators.sql import box, judge
 from taskforge.generators.sql.catalog import BUILDER_VERSION, GoldRunner, build_rows, ddl, draw_schema
 from taskforge.generators.sql.judge import fingerprint, instances, result_digest, task_key
 from taskforge.generators.sql.query import Query, QueryBuilder
+from taskforge.generators.sql.screen import Screen, Unsure
 from taskforge.registry import register
 from taskforge.task import Task, Verdict
 
@@ -131,11 +132,15 @@ class SQL(Generator):
             return built[(i, table)]
 
         qb = QueryBuilder(schema, lambda t: rows_of(0, t), rng)
+        # The same rows in Python, per instance: a draw these show to be degenerate skips DuckDB (screen.py).
+        screens = [Screen(qb.nodes, lambda t, i=i: rows_of(i, t)) for i in range(len(seeds))]
         runner = GoldRunner(schema, rows_of, len(seeds))
         try:
             for _ in range(MAX_DRAWS):
                 q = qb.draw(params)
-                if q.having is not None and not self._fill_having(q, runner, rng):
+                if q.having is not None and not self._fill_having(q, runner, rng, screens[0]):
+                    continue
+                if any(s.rejects(q, params["max_rows"]) for s in screens):  # empty or too long somewhere
                     continue
                 gold = q.to_sql()
                 results: list[list[tuple]] = []
@@ -181,21 +186,24 @@ class SQL(Generator):
         return self.make_task(params, prompt=prompt, answer=gold, check=check, meta=meta)
 
     @staticmethod
-    def _fill_having(q: Query, runner: GoldRunner, rng: random.Random) -> bool:
+    def _fill_having(q: Query, runner: GoldRunner, rng: random.Random, screen: Screen) -> bool:
         """Pick a HAVING threshold from the first instance's group values, so some groups pass."""
         agg_sql, agg_en = q.having
-        probe = Query(
-            **{
-                **q.__dict__,
-                "select": [(agg_sql, "")],
-                "having": None,
-                "set_op": None,
-                "order": [],
-                "limit": None,
-            }
-        )
-        values = runner.run(0, probe.to_sql())
-        present = sorted({float(v[0]) for v in values or [] if v[0] is not None})
+        try:  # the group values from the Python screen, exact (screen.py); DuckDB where it is unsure
+            present = screen.probe_floats(q, agg_sql)
+        except Unsure:
+            probe = Query(
+                **{
+                    **q.__dict__,
+                    "select": [(agg_sql, "")],
+                    "having": None,
+                    "set_op": None,
+                    "order": [],
+                    "limit": None,
+                }
+            )
+            values = runner.run(0, probe.to_sql())
+            present = sorted({float(v[0]) for v in values or [] if v[0] is not None})
         if len(present) < 2:
             return False
         cut = present[rng.randrange(len(present) - 1)]

@@ -7,10 +7,12 @@ queries over those rows while a task is generated.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
+import os
 import random
-import re
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -202,22 +204,29 @@ def build_rows(schema: list[dict[str, Any]], seed: int, table: str) -> dict[str,
         if kind == "pk":
             out[col["name"]] = list(range(1, n + 1))
             continue
-        values: list[Any] = []
-        for _ in range(n):
-            u, skewed = rng.random(), rng.random() ** (1.0 + col["skew"])  # skew piles mass at the low end
-            if u < col["null"]:
-                values.append(None)
-            elif kind == "fk":
-                values.append(1 + int(skewed * sizes[col["ref"]]))
-            elif kind in ("int", "dec"):
-                v = col["lo"] + int(skewed * (col["hi"] - col["lo"] + 1))
-                values.append(v if kind == "int" else Decimal(v).scaleb(-2))
-            elif kind == "text":
-                values.append(col["values"][int(skewed * len(col["values"]))])
-            elif kind == "date":
-                values.append(dt.date.fromordinal(EPOCH + col["start"] + int(skewed * col["span"])))
-            else:
-                values.append(skewed < 0.5)
+        # Two draws per row, in this order, whatever the kind (the stream is the data's definition);
+        # the kind is branched on once per column rather than once per value.
+        rnd, power, null = rng.random, 1.0 + col["skew"], col["null"]
+        draws = [(rnd(), rnd() ** power) for _ in range(n)]  # skew piles mass at the low end
+        values: list[Any]
+        if kind == "fk":
+            size = sizes[col["ref"]]
+            values = [None if u < null else 1 + int(skewed * size) for u, skewed in draws]
+        elif kind in ("int", "dec"):
+            lo, width = col["lo"], col["hi"] - col["lo"] + 1
+            values = [None if u < null else lo + int(skewed * width) for u, skewed in draws]
+            if kind == "dec":
+                values = [None if v is None else Decimal(v).scaleb(-2) for v in values]
+        elif kind == "text":
+            vocab = col["values"]
+            values = [None if u < null else vocab[int(skewed * len(vocab))] for u, skewed in draws]
+        elif kind == "date":
+            first, span = EPOCH + col["start"], col["span"]
+            values = [
+                None if u < null else dt.date.fromordinal(first + int(skewed * span)) for u, skewed in draws
+            ]
+        else:
+            values = [None if u < null else skewed < 0.5 for u, skewed in draws]
         out[col["name"]] = values
     return out
 
@@ -242,35 +251,117 @@ def ddl(schema: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-# ---- executing gold queries during generation (trusted SQL, views over Arrow tables) --------------
-# One in-memory connection per process; each GoldRunner takes cursors from it.
+# ---- executing gold queries during generation (trusted SQL over Arrow tables) ---------------------
+# Where generation's time goes (issue 16, measured at level 7): DuckDB planning a gold query (~3.5 ms),
+# executing it (~2.5 ms per instance) and registering an Arrow view per table, instance and task (~0.6 ms
+# each). So each thread keeps one cursor on which every catalog table is registered once, as a `_View`
+# that reads the current task's current instance, and a gold query is prepared once per task and
+# executed on each instance. Arrow scans carry no statistics, so neither the plan nor the aggregate
+# functions DuckDB binds (AVG's variant depends on statistics) depend on the rows: the results are the
+# ones a fresh view per instance gave (tests/generators/test_sql_digest.py holds the tasks from before
+# this change, and benchmarks/sql_throughput.py asserts both paths make the same tasks).
+
+
+class _View:
+    """The Arrow stream DuckDB scans for one catalog table: the rows of the table in the bound runner's
+    current instance, built on first use. Registered once per thread (a view per task cost about as
+    much as a query); unbound, it refuses, as a table missing from the database would be."""
+
+    __slots__ = ("name", "runner", "stub")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runner: GoldRunner | None = None
+        # Registration reads a schema: a view is registered with an empty table of its catalog columns.
+        self.stub: pa.Table | None = pa.table(
+            {c: pa.array([], ARROW_TYPES[k]) for c, k, _ in CATALOG[name][1]}
+        )
+
+    def table(self) -> pa.Table:
+        if self.runner is not None:
+            return self.runner.table(self.name)
+        if self.stub is not None:
+            return self.stub
+        raise LookupError(f"table {self.name} is not in this database")
+
+    def __arrow_c_schema__(self) -> object:
+        return self.table().schema.__arrow_c_schema__()
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.table().__arrow_c_stream__(requested_schema)
+
+
+class _Views:
+    """One thread's cursor with every catalog table registered as a `_View`."""
+
+    def __init__(self) -> None:
+        self.cursor = _scratch.get().cursor()
+        self.views = {name: _View(name) for name in CATALOG}
+        for name, view in self.views.items():
+            self.cursor.register(name, view)
+            view.stub = None
+        with _open_lock:
+            _open.append((os.getpid(), self.cursor))
+
+
+# One in-memory connection per process; each thread takes a cursor from it.
 _scratch = PerProcess(lambda: duckdb.connect(":memory:", config={"threads": 1}))
+_views = PerProcess(_Views, per_thread=True)
+_open: list[tuple[int, duckdb.DuckDBPyConnection]] = []
+_open_lock = threading.Lock()
+
+
+@atexit.register
+def _close_views() -> None:
+    # A cursor still holding registered Python objects at exit makes nanobind print leak reports.
+    with _open_lock:
+        for pid, cursor in _open:
+            if pid == os.getpid():
+                cursor.close()
+        _open.clear()
 
 
 class GoldRunner:
-    """Runs trusted gold queries while generating: one cursor per instance, each table registered as an
-    Arrow view on first use (registering costs about as much as a query, so only what is read)."""
+    """Runs trusted gold queries while generating a task: `run(i, sql)` is `sql`'s rows on instance i
+    (`rows_of(i, table)`, any i < n), or None if DuckDB refuses it. One runner at a time per thread;
+    `close()` releases the views."""
+
+    _PREPARED = "taskforge_gold"
 
     def __init__(self, schema: list[dict[str, Any]], rows_of: Any, n: int) -> None:
-        con = _scratch.get()
         self.schema, self.rows_of = schema, rows_of
-        self.cursors = [con.cursor() for _ in range(n)]
-        self.names = [(t["name"], re.compile(rf"\b{t['name']}\b")) for t in schema]
-        self.registered: set[tuple[int, str]] = set()
-        self.parsed: tuple[str, Any] = ("", None)
+        self.names = {t["name"] for t in schema}
+        self.instance = 0
+        self.arrow: dict[tuple[int, str], pa.Table] = {}
+        self.prepared = ""  # the text prepared on the cursor for this task (re-prepared per task)
+        state = _views.get()
+        self.cursor, self.views = state.cursor, state.views
+        for view in self.views.values():
+            view.runner = self
+
+    def table(self, name: str) -> pa.Table:
+        """The Arrow table `name` of the current instance (what the views read)."""
+        key = (self.instance, name)
+        found = self.arrow.get(key)
+        if found is None:
+            if name not in self.names:
+                raise LookupError(f"table {name} is not in this database")
+            found = self.arrow[key] = arrow_table(self.schema, self.rows_of(*key), name)
+        return found
 
     def run(self, i: int, sql: str) -> list[tuple] | None:
-        for name, pattern in self.names:
-            if (i, name) not in self.registered and pattern.search(sql):
-                self.cursors[i].register(name, arrow_table(self.schema, self.rows_of(i, name), name))
-                self.registered.add((i, name))
+        self.instance = i
         try:
-            if self.parsed[0] != sql:  # the same gold text runs on every instance: parse it once
-                self.parsed = (sql, self.cursors[i].extract_statements(sql)[0])
-            return self.cursors[i].execute(self.parsed[1]).fetchall()
+            if self.prepared != sql:  # the same gold text runs on every instance: plan it once
+                self.cursor.execute(f"PREPARE {self._PREPARED} AS {sql}")
+                self.prepared = sql
+            return self.cursor.execute(f"EXECUTE {self._PREPARED}").fetchall()
         except duckdb.Error:
+            self.prepared = ""  # a failed PREPARE may have dropped the statement of that name
             return None
 
     def close(self) -> None:
-        for cur in self.cursors:
-            cur.close()
+        for view in self.views.values():
+            if view.runner is self:
+                view.runner = None
+        self.arrow.clear()

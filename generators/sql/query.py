@@ -111,6 +111,12 @@ class QueryBuilder:
     def __init__(self, schema: list[dict[str, Any]], data: Any, rng: random.Random) -> None:
         self.schema, self.data, self.rng = schema, data, rng
         self.spec = {t["name"]: t for t in schema}
+        # Each WHERE predicate drawn, by its SQL text, as structure (see screen.py, which evaluates them).
+        self.nodes: dict[str, tuple] = {}
+
+    def _node(self, sql: str, en: str, node: tuple) -> tuple[str, str]:
+        self.nodes[sql] = node
+        return sql, en
 
     def cols(self, table: str, kinds: str) -> list[Col]:
         return [
@@ -138,9 +144,10 @@ class QueryBuilder:
         present = [v for v in self.data(col.table)[col.name] if v is not None]
         if not present or rng.random() < 0.1:
             neg = rng.random() < 0.5
-            return (
+            return self._node(
                 f"{col.sql} IS {'NOT ' if neg else ''}NULL",
                 f"{col.sql} is {'known (not NULL)' if neg else 'missing (NULL)'}",
+                ("null", col.table, col.name, neg),
             )
         op, word = rng.choice(
             [(">", "greater than"), ("<", "less than"), (">=", "at least"), ("<=", "at most")]
@@ -154,22 +161,33 @@ class QueryBuilder:
             v = rng.choice(present)
         lit, en = literal(col.kind, v)
         if col.kind == "bool":
-            return f"{col.sql} = {lit}", f"{col.sql} is {en}"
+            return self._node(
+                f"{col.sql} = {lit}", f"{col.sql} is {en}", ("cmp", col.table, col.name, "=", v)
+            )
         if col.kind == "text":
             choice = rng.randrange(3)
             if choice == 0:
-                return f"{col.sql} = {lit}", f"{col.sql} equals {en}"
+                return self._node(
+                    f"{col.sql} = {lit}", f"{col.sql} equals {en}", ("cmp", col.table, col.name, "=", v)
+                )
             if choice == 1:
-                return f"{col.sql} <> {lit}", f"{col.sql} is known and different from {en}"
+                return self._node(
+                    f"{col.sql} <> {lit}",
+                    f"{col.sql} is known and different from {en}",
+                    ("cmp", col.table, col.name, "<>", v),
+                )
             others = sorted({x for x in present if x != v})[:2]
             items = [v, *others]
-            return (
+            return self._node(
                 f"{col.sql} IN ({', '.join(literal('text', x)[0] for x in items)})",
                 f"{col.sql} is one of {', '.join(literal('text', x)[1] for x in items)}",
+                ("in", col.table, col.name, tuple(items)),
             )
         if col.kind == "date":
             word = {">": "after", "<": "before", ">=": "on or after", "<=": "on or before"}[op]
-        return f"{col.sql} {op} {lit}", f"{col.sql} is {word} {en}"
+        return self._node(
+            f"{col.sql} {op} {lit}", f"{col.sql} is {word} {en}", ("cmp", col.table, col.name, op, v)
+        )
 
     def predicate(self, table: str, depth: int) -> tuple[str, str]:
         """A predicate on `table`; depth > 0 makes it a (nested) subquery predicate."""
@@ -193,25 +211,33 @@ class QueryBuilder:
                 f"SELECT AVG({col.name}) FROM {table}",
                 f"the average {col.sql} over all {table}",
             )
+            inner = None
             if depth > 1:
                 p_sql, p_en = self.predicate(table, depth - 1)
+                inner = self.nodes[p_sql]
                 inner_sql += f" WHERE {p_sql}"
                 inner_en = f"the average {col.sql} over the {table} rows where {p_en}"
-            return f"{col.sql} {op} ({inner_sql})", f"{col.sql} is {word} {inner_en}"
+            return self._node(
+                f"{col.sql} {op} ({inner_sql})",
+                f"{col.sql} is {word} {inner_en}",
+                ("avg", table, col.name, op, inner),
+            )
         if form == "in":
             parent, fk = rng.choice(parents)
             p_sql, p_en = self.predicate(parent, depth - 1)
-            return (
+            return self._node(
                 f"{table}.{fk} IN (SELECT id FROM {parent} WHERE {p_sql})",
                 f"{table}.{fk} refers to a {parent} row (by id) where {p_en}",
+                ("sub_in", table, fk, parent, self.nodes[p_sql]),
             )
         child, fk = rng.choice(children)
         p_sql, p_en = self.predicate(child, depth - 1)
         neg = rng.random() < 0.4
-        return (
+        return self._node(
             f"{'NOT ' if neg else ''}EXISTS (SELECT 1 FROM {child} WHERE {child}.{fk} = {table}.id AND {p_sql})",
             f"there is {'no' if neg else 'at least one'} {child} row with {child}.{fk} equal to this "
             f"{table}.id and where {p_en}",
+            ("exists", table, child, fk, self.nodes[p_sql], neg),
         )
 
     def draw(self, p: dict[str, Any]) -> Query:

@@ -6,6 +6,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import duckdb
 import pytest
 
 import taskforge
@@ -204,3 +205,31 @@ def test_threads_get_the_serial_verdicts() -> None:
     with ThreadPoolExecutor(4) as ex:
         threaded = list(ex.map(lambda pair: GEN.safe_verify(*pair).to_dict(), responses * 4))
     assert threaded == serial * 4
+
+
+def test_gold_runner_reads_the_instance_asked_and_only_the_task_tables() -> None:
+    """Generation's runner keeps one set of views per thread: each run reads the instance it names, a
+    table outside the task's schema is refused as a missing table was, and a closed runner's views
+    serve nobody."""
+    from taskforge.generators.sql import catalog
+    from taskforge.generators.sql.catalog import GoldRunner, draw_schema
+
+    schema = draw_schema(random.Random(3), 2, 20)
+    present = {t["name"] for t in schema}
+    absent = next(name for name in ("shipments", "reviews", "order_items", "regions") if name not in present)
+    table = schema[0]["name"]
+    seeds = [11, 12]
+    runner = GoldRunner(schema, lambda i, t: build_rows(schema, seeds[i], t), 2)
+    try:
+        sql = f"SELECT id, * FROM {table} ORDER BY id"
+        by_instance = [runner.run(i, sql) for i in (0, 1, 0)]
+        expected = [list(zip(*build_rows(schema, seed, table).values(), strict=True)) for seed in seeds]
+        assert [[row[1:] for row in rows] for rows in by_instance] == [expected[0], expected[1], expected[0]]
+        assert expected[0] != expected[1]
+        assert runner.run(0, f"SELECT * FROM {absent}") is None
+        assert runner.run(0, "SELEC nonsense") is None
+        assert runner.run(1, sql) == by_instance[1]  # the statement is prepared again after a failure
+    finally:
+        runner.close()
+    with pytest.raises(duckdb.Error):  # unbound views refuse rather than serve the last task's rows
+        catalog._views.get().cursor.execute(f"SELECT * FROM {table}").fetchall()
