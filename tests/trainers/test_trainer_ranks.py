@@ -21,10 +21,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_cpu_ranks_one_curriculum(tmp_path):
+def _torchrun_train(cfg: dict, tmp_path) -> None:
+    """`taskforge train` on 2 CPU ranks (gloo) with this config; fails the test with the ranks' stderr."""
     import yaml
 
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += [
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "taskforge",
+        "train",
+        str(path),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_one_curriculum(tmp_path):
     from taskforge.trainers.tiny import build_tiny_model
 
     model = build_tiny_model(tmp_path / "model", seed=0)
@@ -54,26 +74,7 @@ def test_two_cpu_ranks_one_curriculum(tmp_path):
         # ranks share their rows (and the per-step digest covers it).
         "length_reward": {"method": "laser_d", "weight": 0.1, "window": 1024},
     }
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        "-m",
-        "taskforge",
-        "train",
-        str(path),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    _torchrun_train(cfg, tmp_path)
 
     recs = [json.loads(line) for line in (out / "run_log.jsonl").read_text().splitlines()]
     proposed = {r["stream_index"] for r in recs if r["event"] == "propose"}
@@ -101,7 +102,6 @@ def test_two_cpu_ranks_one_curriculum(tmp_path):
 def test_two_cpu_ranks_one_greso_filter(tmp_path):
     """A fixed dataset with GRESO on two ranks: every rank runs the same filter and observes every group
     (gathered), so the filters' states agree after every step and rank 0's log and checkpoint are whole."""
-    import yaml
 
     import taskforge
     from taskforge.trainers.tiny import build_tiny_model
@@ -126,21 +126,7 @@ def test_two_cpu_ranks_one_greso_filter(tmp_path):
             "save_steps": steps,
         },
     }
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-    ]
-    cmd += ["--master_port", str(_free_port()), "-m", "taskforge", "train", str(path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    _torchrun_train(cfg, tmp_path)
 
     recs = [json.loads(line) for line in (out / "run_log.jsonl").read_text().splitlines()]
     prompts = steps * 2 * per_rank // group
