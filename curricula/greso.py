@@ -45,16 +45,30 @@ from taskforge.curricula.base import PASS_THRESHOLD
 from taskforge.task import Task
 
 KINDS = ("easy", "hard")
+# The files `load_tasks` reads, alone or found in a folder.
+TASK_FILE_SUFFIXES = (".jsonl", ".parquet")
 # The filter's settings and defaults: the `greso:` keys of the training YAML (besides `enabled`).
 DEFAULTS: dict[str, float] = {"p_start": 0.5, "p_min": 0.05, "step": 0.01, "target": 0.25, "adapt_every": 64}
 
 
 def check_settings(p_start: float, p_min: float, step: float, target: float, adapt_every: int) -> None:
-    """ValueError (one line) for settings the rule cannot use."""
-    if not 0 < p_min <= p_start <= 1:
-        raise ValueError("GRESO needs 0 < p_min <= p_start <= 1")
-    if not 0 <= target < 1 or step <= 0 or adapt_every < 1:
-        raise ValueError("GRESO needs 0 <= target < 1, step > 0, adapt_every >= 1")
+    """ValueError (one line, naming the setting, its value and what is valid) for settings the rule cannot
+    use; a wrong type is named as such rather than surfacing as a comparison error."""
+    for name, value in (("p_start", p_start), ("p_min", p_min), ("step", step), ("target", target)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+    if isinstance(adapt_every, bool) or not isinstance(adapt_every, int):
+        raise ValueError(f"adapt_every must be an integer >= 1 (groups), got {adapt_every!r}")
+    if not 0 < p_start <= 1:
+        raise ValueError(f"p_start must be in (0, 1], got {p_start}")
+    if not 0 < p_min <= p_start:
+        raise ValueError(f"p_min must be in (0, p_start] = (0, {p_start}], got {p_min}")
+    if step <= 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    if not 0 <= target < 1:
+        raise ValueError(f"target must be in [0, 1), got {target}")
+    if adapt_every < 1:
+        raise ValueError(f"adapt_every must be an integer >= 1 (groups), got {adapt_every}")
 
 
 class GresoFilter:
@@ -310,7 +324,7 @@ def load_tasks(tasks: Any) -> list[Task]:
 
         path = Path(tasks)
         if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.suffix in (".jsonl", ".parquet"))
+            files = sorted(f for f in path.rglob("*") if f.suffix in TASK_FILE_SUFFIXES)
             return [t for f in files for t in read_tasks(f)]
         return list(read_tasks(path))
     out = []

@@ -58,11 +58,16 @@ def parse_forms(spec: str | Sequence[str]) -> list[str]:
     """`all`, a comma-separated list, or a sequence of form names; ValueError (one line) for an unknown."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip()]
+    valid = f"valid: all, {', '.join(FORMS)}"
+    if not names:
+        raise ValueError(f"no surface form given; {valid}")
     if names == ["all"]:
         return list(FORMS)
+    if "all" in names:
+        raise ValueError(f"`all` stands alone (it is every form), got {', '.join(names)}; {valid}")
     bad = [n for n in names if n not in FORMS]
-    if bad or not names:
-        raise ValueError(f"unknown surface form(s) {bad or names}; valid: all, {', '.join(FORMS)}")
+    if bad:
+        raise ValueError(f"unknown surface form(s) {bad}; {valid}")
     return names
 
 

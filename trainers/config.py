@@ -252,6 +252,20 @@ def check_fields(config_class: type, given: dict[str, Any]) -> None:
         raise ConfigError(f"unknown {name} fields {bad} (TRL's {name} has no such fields)")
 
 
+_KINDS = {"integer": (int,), "number": (int, float), "boolean": (bool,), "string": (str,)}
+
+
+def typed(value: Any, key: str, kind: str) -> Any:
+    """`value` if it is of `kind` (integer, number, boolean, string), else ConfigError naming the key. YAML
+    already gives each scalar its type, so a quoted "0" or "false" is refused rather than converted: bool("false")
+    is True, and int(6.5) would silently change what the user wrote. An integral float counts as an integer."""
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, _KINDS[kind]) and (kind == "boolean" or not isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{key} must be {'an' if kind == 'integer' else 'a'} {kind}, got {value!r}")
+
+
 def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
     """Read (a YAML path or a dict) and validate; raises ConfigError with one clear message."""
     raw, entries = read_run_config(source, TOP_KEYS, TASK_KEYS)
@@ -261,26 +275,34 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         lora = {}
     elif lora is False:
         lora = None
+    elif lora is not None and not isinstance(lora, dict):
+        raise ConfigError(
+            f"lora must be true, false or a mapping like {{r: 8, lora_alpha: 16}}, got {lora!r}"
+        )
     controller = raw.get("controller", {"name": "adaptive"})
     if isinstance(controller, str):
         controller = {"name": controller}
+    if not isinstance(controller, dict):
+        raise ConfigError(
+            f"controller must be a name or a mapping like {{name: adaptive}}, got {controller!r}"
+        )
     cfg = TrainConfig(
-        model=str(raw["model"]),
-        output_dir=str(raw["output_dir"]),
+        model=typed(raw["model"], "model", "string"),
+        output_dir=typed(raw["output_dir"], "output_dir", "string"),
         tasks=mix,
-        seed=int(raw.get("seed", 0)),
+        seed=typed(raw.get("seed", 0), "seed", "integer"),
         controller=dict(controller),
-        grpo=dict(raw.get("grpo") or {}),
+        grpo=_mapping(raw, "grpo"),
         lora=lora,
-        merge_lora=bool(raw.get("merge_lora", False)),
-        use_vllm=bool(raw.get("use_vllm", False)),
-        vllm_mode=str(raw.get("vllm_mode", "colocate")),
-        format_reward=float(raw.get("format_reward", 0.0)),
-        verify_workers=int(raw.get("verify_workers", 1)),
-        stream=dict(raw.get("stream") or {}),
-        eval_every=int(raw.get("eval_every", 0) or 0),
-        eval={**EVAL_DEFAULTS, **dict(raw.get("eval") or {})},
-        reward=str(raw.get("reward", "verifier")),
+        merge_lora=typed(raw.get("merge_lora", False), "merge_lora", "boolean"),
+        use_vllm=typed(raw.get("use_vllm", False), "use_vllm", "boolean"),
+        vllm_mode=typed(raw.get("vllm_mode", "colocate"), "vllm_mode", "string"),
+        format_reward=typed(raw.get("format_reward", 0.0), "format_reward", "number"),
+        verify_workers=typed(raw.get("verify_workers", 1), "verify_workers", "integer"),
+        stream=_mapping(raw, "stream"),
+        eval_every=typed(raw.get("eval_every") or 0, "eval_every", "integer"),
+        eval={**EVAL_DEFAULTS, **_mapping(raw, "eval")},
+        reward=typed(raw.get("reward", "verifier"), "reward", "string"),
         length_reward=raw.get("length_reward"),
         dataset=raw.get("dataset"),
         greso=_greso_settings(raw.get("greso")),
@@ -288,6 +310,13 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
     )
     validate(cfg)
     return cfg
+
+
+def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a mapping of settings, got {value!r}")
+    return dict(value)
 
 
 def _greso_settings(spec: Any) -> dict[str, Any] | None:
@@ -303,14 +332,15 @@ def _greso_settings(spec: Any) -> dict[str, Any] | None:
     bad = set(spec) - set(DEFAULTS) - {"enabled"}
     if bad:
         raise ConfigError(f"unknown greso keys {sorted(bad)}; valid: enabled, {', '.join(DEFAULTS)}")
-    if not spec.get("enabled", True):
+    if not typed(spec.get("enabled", True), "greso.enabled", "boolean"):
         return None
     settings = {**DEFAULTS, **{k: v for k, v in spec.items() if k != "enabled"}}
-    try:
+    if isinstance(settings["adapt_every"], float) and settings["adapt_every"].is_integer():
         settings["adapt_every"] = int(settings["adapt_every"])
+    try:
         check_settings(**settings)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"greso: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"greso.{exc}") from None
     return settings
 
 
@@ -318,12 +348,14 @@ def _surface_forms(spec: Any) -> list[str] | None:
     """`surface:` as a list of form names: `random` (or `all`) is every form, else a form or a list."""
     if spec is None:
         return None
-    from taskforge.surface import parse_forms
+    from taskforge.surface import FORMS, parse_forms
 
     if spec == "random":
         spec = "all"
-    if not isinstance(spec, (str, list)):
-        raise ConfigError(f"surface must be random, all, a form name or a list of them, got {spec!r}")
+    if not isinstance(spec, (str, list)) or spec in ("", []):
+        raise ConfigError(
+            f"surface must be random, all, a form name or a list of them, got {spec!r}; forms: {', '.join(FORMS)}"
+        )
     try:
         return parse_forms(spec)
     except ValueError as exc:
@@ -402,11 +434,52 @@ def _validate_dataset(cfg: TrainConfig) -> None:
         return
     if cfg.tasks:
         raise ConfigError("give either `tasks` (a generated stream) or `dataset` (a fixed dataset), not both")
-    if isinstance(cfg.dataset, (str, Path)) and not Path(cfg.dataset).exists():
-        raise ConfigError(f"dataset {cfg.dataset} does not exist (a tasks file, or a folder of them)")
+    if isinstance(cfg.dataset, (str, Path)):
+        _check_dataset_path(cfg.dataset)
+    elif isinstance(cfg.dataset, (int, float, bool, dict)):
+        # From YAML only a path makes sense; lists and datasets.Dataset objects come from Python.
+        raise ConfigError(
+            f"dataset must be the path of a tasks file (.jsonl or .parquet) or of a folder of them, got {cfg.dataset!r}"
+        )
+    elif isinstance(cfg.dataset, list) and any(isinstance(x, (str, Path)) for x in cfg.dataset):
+        raise ConfigError("dataset takes one path (a tasks file or a folder of them), not a list of paths")
     if cfg.eval_every:
         # The held-out set is drawn from the families and levels of `tasks`, which a fixed dataset lacks.
         raise ConfigError("eval_every needs `tasks`; with a fixed dataset evaluate with `taskforge eval`")
+
+
+def _check_dataset_path(dataset: str | Path) -> None:
+    """The cheap checks of a dataset path (the file is read later, after torch and TRL load, but before
+    the model): it exists, has a suffix `load_tasks` reads (any other file would be parsed as JSONL, which
+    for a CSV or a .json array gives a puzzling "line 1 is not valid JSON"), and a folder holds such a file."""
+    from taskforge.curricula.greso import TASK_FILE_SUFFIXES as DATASET_SUFFIXES
+
+    kinds = " or ".join(DATASET_SUFFIXES)
+    if not str(dataset).strip():
+        # Path("") is the working folder, which would be searched for task files.
+        raise ConfigError(f"dataset is empty; give a tasks file ({kinds}) or a folder of them")
+    path = Path(dataset)
+    if not path.exists():
+        raise ConfigError(f"dataset {path} does not exist (a tasks file, {kinds}, or a folder of them)")
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.suffix in DATASET_SUFFIXES and f.is_file())
+        if not files:
+            raise ConfigError(f"dataset folder {path} holds no {kinds} files")
+    elif path.suffix not in DATASET_SUFFIXES:
+        raise ConfigError(f"dataset {path}: unknown file type {path.suffix or '(none)'!r}; valid: {kinds}")
+    elif path.stat().st_size == 0:
+        raise ConfigError(f"dataset {path} is empty (no tasks)")
+    else:
+        files = [path]
+    # The first record only: a file in the wrong format fails here, before TRL's 8-second import; the
+    # whole dataset is read once, by the trainer, still before the model loads.
+    from taskforge.errors import DatasetError
+    from taskforge.io import read_tasks
+
+    try:
+        next(iter(read_tasks(files[0])), None)
+    except (DatasetError, OSError, TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"dataset: {exc}") from None
 
 
 def load_dataset(cfg: TrainConfig) -> list[Any]:

@@ -31,7 +31,7 @@ from typing import Any
 
 from taskforge.registry import generator_class
 from taskforge.task import Task
-from taskforge.trainers.config import ConfigError, TrainConfig, load_config, read_yaml, validate
+from taskforge.trainers.config import ConfigError, TrainConfig, load_config, load_dataset, read_yaml, validate
 from taskforge.trainers.policy_eval import PolicyEvaluator, needs_policy_evaluator
 from taskforge.trainers.rewards import TaskReward, format_reward
 
@@ -107,12 +107,14 @@ def build_stream(cfg: TrainConfig, log_path: Path | None, world_size: int = 1) -
     return TaskStream(mixture, seed=cfg.seed, **opts)
 
 
-def build_dataset_source(cfg: TrainConfig, log_path: Path | None) -> Any:
-    """The fixed dataset behind a GresoFilter: GRESO's settings with `greso:`, plain epochs without."""
+def build_dataset_source(cfg: TrainConfig, log_path: Path | None, tasks: list[Task] | None = None) -> Any:
+    """The fixed dataset behind a GresoFilter: GRESO's settings with `greso:`, plain epochs without.
+    `tasks`: the dataset already read (`load_dataset(cfg)`), else it is read here."""
     from taskforge.curricula.greso import GresoFilter
     from taskforge.trainers.config import load_dataset
 
-    tasks = load_dataset(cfg)
+    if tasks is None:
+        tasks = load_dataset(cfg)
     if cfg.greso is None:
         return GresoFilter.plain(tasks, seed=cfg.seed, log_path=log_path)
     return GresoFilter(tasks, seed=cfg.seed, log_path=log_path, **cfg.greso)
@@ -333,6 +335,9 @@ def train(
             "trains on the other kind of task source"
         )
 
+    # Read (and checked) before torch and TRL import: a bad file is a one-line error in a second, not ten.
+    dataset_tasks = None if cfg.dataset is None else load_dataset(cfg)
+
     import transformers
     from accelerate.utils import gather_object
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -352,7 +357,7 @@ def train(
             with log_path.open("r+b") as fh:
                 fh.truncate(int(saved.get("log_offset", fh.seek(0, 2))))
     if cfg.dataset is not None:
-        stream = build_dataset_source(cfg, log_path if main else None)
+        stream = build_dataset_source(cfg, log_path if main else None, dataset_tasks)
     else:
         try:
             stream = build_stream(cfg, log_path if main else None, args.world_size)

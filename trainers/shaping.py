@@ -390,22 +390,41 @@ SETTINGS: dict[str, set[str]] = {
     "shorter_better": {"scale"},
 }
 
+# The numeric settings' types (`key` is a name: task or cell, checked by HAPO itself).
+SETTING_TYPES: dict[str, Any] = {
+    "target": int,
+    "window": int,
+    "levels": int,
+    "max_entries": int,
+    "scale": (int, float),
+}
+
 
 def check_length_reward(spec: Any, group_size: int = 1) -> str | None:
     """The problem with a `length_reward` YAML entry, as one line, or None when it is valid."""
     if not isinstance(spec, Mapping):
         return "length_reward must be a mapping like {method: hapo, weight: 0.2}"
+    known = {"method", "weight"}.union(*SETTINGS.values())
+    typo = set(spec) - known
+    if typo:  # before the method check, so `methd: laser` is named rather than read as a missing method
+        return f"unknown length_reward keys {sorted(typo)}; valid: {', '.join(sorted(known))}"
     method = spec.get("method")
     if method not in METHODS:
         return f"length_reward.method must be one of {', '.join(METHODS)}, got {method!r}"
     weight = spec.get("weight", 0.2)
-    if not isinstance(weight, (int, float)) or weight <= 0:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
         return f"length_reward.weight must be a number > 0, got {weight!r}"
     bad = set(spec) - {"method", "weight"} - SETTINGS[method]
     if bad:
         return (
             f"unknown length_reward settings for {method}: {sorted(bad)}; valid: {sorted(SETTINGS[method])}"
         )
+    for key in set(spec) & set(SETTING_TYPES):
+        value, kind = spec[key], SETTING_TYPES[key]
+        # The constructors would int() what they get: "big" fails with a bare int() message, 12.7 truncates.
+        if isinstance(value, bool) or not isinstance(value, kind):
+            what = "an integer" if kind is int else "a number"
+            return f"length_reward.{key} must be {what}, got {value!r}"
     try:
         make_length_reward(spec, group_size)
     except (TypeError, ValueError) as exc:

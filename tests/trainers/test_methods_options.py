@@ -63,7 +63,7 @@ def _records(path):
     ("change", "message"),
     [
         ({"greso": {"enabled": True}, "dataset": None}, "greso filters a fixed dataset"),
-        ({"greso": {"p_min": 0.9, "p_start": 0.5}}, "0 < p_min <= p_start <= 1"),
+        ({"greso": {"p_min": 0.9, "p_start": 0.5}}, r"greso.p_min must be in \(0, p_start\]"),
         ({"greso": {"skip": 1}}, "unknown greso keys"),
         ({"greso": "yes"}, "greso must be a mapping"),
         ({"surface": "shouting"}, "unknown surface form"),
