@@ -318,16 +318,32 @@ class GresoFilter:
 
 def load_tasks(tasks: Any) -> list[Task]:
     """Tasks from a list (Tasks or dicts), a `datasets.Dataset` of task rows, a tasks file (JSONL or
-    Parquet), or a folder of such files read in name order (a benchmark exported one file per level)."""
+    Parquet; taskforge's tasks or Saturn's records), or a folder of such files read in name order (a
+    benchmark exported one file per level, ours or Saturn's)."""
     if isinstance(tasks, (str, Path)):
-        from taskforge.io import read_tasks
-
         path = Path(tasks)
         if path.is_dir():
             files = sorted(f for f in path.rglob("*") if f.suffix in TASK_FILE_SUFFIXES)
-            return [t for f in files for t in read_tasks(f)]
-        return list(read_tasks(path))
+            return [t for f in files for t in iter_task_file(f)]
+        return list(iter_task_file(path))
     out = []
     for row in tasks:
         out.append(row if isinstance(row, Task) else Task.from_dict(row))
     return out
+
+
+def iter_task_file(path: Path) -> Iterator[Task]:
+    """The tasks of one file: Parquet as `taskforge generate` writes it, or JSONL rows of taskforge tasks
+    or Saturn records; DatasetError naming the line of the first row that is neither."""
+    from taskforge.errors import DatasetError
+    from taskforge.generators.sat.records import task_from_record
+    from taskforge.io import read_jsonl, read_tasks
+
+    if path.suffix == ".parquet":
+        yield from read_tasks(path)
+        return
+    for lineno, row in enumerate(read_jsonl(path), 1):
+        try:
+            yield task_from_record(row)
+        except (DatasetError, TypeError, ValueError, KeyError) as exc:
+            raise DatasetError(f"{path}:{lineno} is not a task record: {exc}") from None

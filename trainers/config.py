@@ -473,11 +473,11 @@ def _check_dataset_path(dataset: str | Path) -> None:
         files = [path]
     # The first record only: a file in the wrong format fails here, before TRL's 8-second import; the
     # whole dataset is read once, by the trainer, still before the model loads.
+    from taskforge.curricula.greso import iter_task_file
     from taskforge.errors import DatasetError
-    from taskforge.io import read_tasks
 
     try:
-        next(iter(read_tasks(files[0])), None)
+        next(iter_task_file(files[0]), None)
     except (DatasetError, OSError, TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"dataset: {exc}") from None
 

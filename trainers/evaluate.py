@@ -33,6 +33,7 @@ from typing import Any
 
 from taskforge.api import level_label, verify_many
 from taskforge.errors import BackendError, ConfigError, DatasetError, MissingExtraError
+from taskforge.generators.sat.records import task_from_record
 from taskforge.io import check_writable, read_jsonl
 from taskforge.seeding import key_seed
 from taskforge.task import Task, canonical_json
@@ -83,18 +84,6 @@ class Sampling:
 # ---- loading ------------------------------------------------------------------------------------
 
 
-def _task_from_record(row: dict[str, Any]) -> Task:
-    # A row of a results.jsonl carries its completions; the task is the rest.
-    row = {k: v for k, v in row.items() if k != "completions"}
-    if "family" in row and "check" in row:
-        return Task.from_dict(row)
-    if {"n_sat", "k", "clause", "solution"} <= set(row):
-        from taskforge.generators.sat.records import record_to_task
-
-        return record_to_task(row, strict=True)  # the scoring mode decides how it is verified
-    raise DatasetError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")
-
-
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return list(read_jsonl(path))
 
@@ -104,7 +93,7 @@ def load_tasks_file(path: str | Path, limit: int | None = None) -> list[EvalItem
     rows = _read_jsonl(Path(path))[:limit]
     items = []
     for row in rows:
-        task = _task_from_record(row)
+        task = task_from_record(row)
         items.append(EvalItem(task, level_label(task), task.messages, row))
     return items
 
@@ -116,7 +105,7 @@ def load_bench_dir(path: str | Path, limit: int | None = None) -> dict[str, list
         raise DatasetError(f"no *.jsonl files in benchmark folder {path}")
     levels = {}
     for f in files:
-        levels[f.stem] = [EvalItem(_task_from_record(r), f.stem, record=r) for r in _read_jsonl(f)[:limit]]
+        levels[f.stem] = [EvalItem(task_from_record(r), f.stem, record=r) for r in _read_jsonl(f)[:limit]]
         for item in levels[f.stem]:
             item.messages = item.task.messages
     return levels
@@ -724,7 +713,7 @@ def rescore(
     name = model_name or path.resolve().parent.name or "model"
     items = []
     for row in rows:
-        task = _task_from_record(row)
+        task = task_from_record(row)
         items.append(EvalItem(task, level, task.messages, row))
     completions: Completions = [[(c, None) for c in row["completions"]] for row in rows]
     result = score(items, completions, ks, scoring, load_tokenizer(tokenizer))

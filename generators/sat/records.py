@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from taskforge.errors import ConfigError, GenerationError
+from taskforge.errors import ConfigError, DatasetError, GenerationError
 from taskforge.generators.sat import SAT
 from taskforge.generators.sat.saturn import (
     SATURN_TEST_LEVELS,
@@ -26,6 +26,18 @@ from taskforge.generators.sat.saturn import (
 from taskforge.task import Task
 
 _SAT = SAT()
+
+
+def task_from_record(row: dict[str, Any]) -> Task:
+    """A taskforge task row, or a Saturn record as a `sat` task (strict verification, as `taskforge eval`
+    scores it by default); DatasetError for anything else. A results.jsonl row's `completions` are ignored.
+    The one reader of "a tasks file, ours or Saturn's" for evaluation and for training datasets."""
+    row = {k: v for k, v in row.items() if k != "completions"}
+    if "family" in row and "check" in row:
+        return Task.from_dict(row)
+    if {"n_sat", "k", "clause", "solution"} <= set(row):
+        return record_to_task(row, strict=True)
+    raise DatasetError(f"not a taskforge task or Saturn record (fields: {sorted(row)[:8]})")
 
 
 def record_to_task(record: dict[str, Any], *, strict: bool = False) -> Task:

@@ -287,3 +287,22 @@ def test_dataset_from_python(tiny_model, tmp_path):
     )
     assert result.global_step == 1 and result.stream.observed == 2
     assert {t.id for t in result.stream.tasks} == {r["id"] for r in rows}
+
+
+def test_an_exported_saturn_benchmark_is_a_dataset(tiny_model, tmp_path):
+    """The README's `dataset:` takes "a folder of them (an exported benchmark)"; Saturn's own files (as
+    `taskforge export saturn` and data/saturn write them) were refused as "task record lacks fields"
+    while `taskforge eval --bench` read them. Now both go through one reader, with the same verifier."""
+    from pathlib import Path
+
+    from taskforge.generators.sat.records import record_to_task
+    from taskforge.trainers.config import load_config, load_dataset
+
+    bench = Path(__file__).resolve().parents[2] / "data" / "saturn" / "test"
+    cfg = load_config(_config(tiny_model, tmp_path / "out", bench, greso={"enabled": True}))
+    tasks = load_dataset(cfg)
+    records = [json.loads(line) for f in sorted(bench.glob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert len(tasks) == len(records) == 100 and {t.family for t in tasks} == {"sat"}
+    assert [t.id for t in tasks] == [record_to_task(r, strict=True).id for r in records]
+    gold = taskforge.get_generator("sat").gold_response(tasks[0])
+    assert verify_many([tasks[0]], [gold])[0].passed

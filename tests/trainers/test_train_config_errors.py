@@ -63,10 +63,16 @@ STREAM = {"dataset": None, "tasks": [{"family": "arithmetic", "curriculum": True
         ({"length_reward": {"method": "lasr"}}, "length_reward.method must be one of laser, laser_d"),
         ({"length_reward": {"method": "laser", "weight": -0.2}}, "length_reward.weight must be a number > 0"),
         ({"length_reward": {"method": "laser", "weight": True}}, "length_reward.weight must be a number > 0"),
-        ({"length_reward": {"method": "laser_d", "window": "big"}}, "length_reward.window must be an integer"),
+        (
+            {"length_reward": {"method": "laser_d", "window": "big"}},
+            "length_reward.window must be an integer",
+        ),
         ({"length_reward": {"method": "laser", "target": 12.7}}, "length_reward.target must be an integer"),
         # greso: one message for five settings, a str compared with a float, 6.5 truncated, "no" as true
-        ({"greso": {"p_min": 0.6, "p_start": 0.5}}, "greso.p_min must be in (0, p_start] = (0, 0.5], got 0.6"),
+        (
+            {"greso": {"p_min": 0.6, "p_start": 0.5}},
+            "greso.p_min must be in (0, p_start] = (0, 0.5], got 0.6",
+        ),
         ({"greso": {"step": -0.1}}, "greso.step must be > 0, got -0.1"),
         ({"greso": {"target": 2}}, "greso.target must be in [0, 1), got 2"),
         ({"greso": {"p_start": "half"}}, "greso.p_start must be a number, got 'half'"),
