@@ -170,7 +170,12 @@ def controller_summary(stream: Any) -> dict[str, float]:
 
 
 def make_callback(
-    stream: Any, reward: TaskReward, log_path: Path, heldout: Any = None, shaper: Any = None
+    stream: Any,
+    reward: TaskReward,
+    log_path: Path,
+    heldout: Any = None,
+    shaper: Any = None,
+    options: dict[str, Any] | None = None,
 ) -> Any:
     from accelerate.utils import gather_object
     from transformers import Trainer, TrainerCallback
@@ -257,6 +262,7 @@ def make_callback(
                 "source": source_kind(stream),
                 "stream": stream_state(stream),
                 "groups_routed": reward.groups_routed,
+                "options": options,  # what the saved state means: a resume must bring the same
                 # Where the run log stood: a resume from here cuts it back, so no step is logged twice.
                 "log_offset": log_path.stat().st_size if log_path.is_file() else 0,
             }
@@ -272,6 +278,34 @@ def save_merged_lora(model: Any, out: Path) -> None:
     model.merge_and_unload().save_pretrained(str(out))
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         (out / name).unlink(missing_ok=True)
+
+
+def resume_options(cfg: TrainConfig, dataset_tasks: list[Task] | None) -> dict[str, Any]:
+    """The options whose state a checkpoint holds: GRESO's settings (its exploration rates and runs), the
+    length reward without its weight (HAPO's histories, LASER-D's targets) and the fixed dataset (the
+    filter's per-prompt arrays are indexed by its order)."""
+    shaping = (
+        None if cfg.length_reward is None else {k: v for k, v in cfg.length_reward.items() if k != "weight"}
+    )
+    digest = None
+    if dataset_tasks is not None:
+        digest = hashlib.sha256("\n".join(t.id for t in dataset_tasks).encode()).hexdigest()[:16]
+    return {"greso": cfg.greso, "length_reward": shaping, "dataset": digest}
+
+
+def check_resume_options(saved: dict[str, Any] | None, now: dict[str, Any], ckpt: Path | None) -> None:
+    """Refuse a resume whose config changes what the checkpoint's state means. Without this, `greso:
+    {enabled: false}` on a GRESO checkpoint kept skipping with the saved rates, a changed length reward
+    silently restarted from empty state, and a different dataset misread the per-prompt arrays."""
+    if saved is None:  # a checkpoint from before options were saved
+        return
+    for key, value in now.items():
+        if saved.get(key) != value:
+            what = "tasks (ids)" if key == "dataset" else "settings"
+            raise ConfigError(
+                f"--resume: {ckpt} was written with other `{key}` {what} ({saved.get(key)!r}; this config: "
+                f"{value!r}); resume with the same `{key}`, or train into a new output_dir"
+            )
 
 
 def find_checkpoint(output_dir: str | Path, resume: str | bool) -> Path:
@@ -335,8 +369,11 @@ def train(
             "trains on the other kind of task source"
         )
 
-    # Read (and checked) before torch and TRL import: a bad file is a one-line error in a second, not ten.
+    # Read (and checked) before the output folder is touched or the model loads.
     dataset_tasks = None if cfg.dataset is None else load_dataset(cfg)
+    options = resume_options(cfg, dataset_tasks)
+    if saved is not None:
+        check_resume_options(saved.get("options"), options, ckpt)
 
     import transformers
     from accelerate.utils import gather_object
@@ -424,7 +461,7 @@ def train(
         from taskforge.trainers.heldout import HeldOut
 
         heldout = HeldOut.from_config(cfg)
-    callback = make_callback(stream, reward, log_path, heldout, shaper)
+    callback = make_callback(stream, reward, log_path, heldout, shaper, options)
     if cfg.surface:
         from taskforge.curricula.stream import TaskStream
         from taskforge.surface import Surfaced

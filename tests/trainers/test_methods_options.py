@@ -306,3 +306,37 @@ def test_an_exported_saturn_benchmark_is_a_dataset(tiny_model, tmp_path):
     assert [t.id for t in tasks] == [record_to_task(r, strict=True).id for r in records]
     gold = taskforge.get_generator("sat").gold_response(tasks[0])
     assert verify_many([tasks[0]], [gold])[0].passed
+
+
+def test_resume_refuses_options_that_change_the_saved_state(tiny_model, tasks_file, tmp_path):
+    """A checkpoint's state belongs to its GRESO settings, length reward and dataset. Resumed with
+    `greso: {enabled: false}` the plain filter took over the saved exploration rates and kept skipping;
+    with another length-reward method the saved state was dropped without a word; another dataset would
+    index the per-prompt arrays with the wrong prompts. Each is now one ConfigError before the model."""
+    from taskforge.trainers import train
+    from taskforge.trainers.config import ConfigError
+
+    out = tmp_path / "out"
+    cfg = _config(tiny_model, out, tasks_file, greso={"enabled": True}, length_reward={"method": "hapo"})
+    cfg["grpo"].update(max_steps=2, per_device_train_batch_size=4)
+    train(cfg)
+    other = tmp_path / "other.jsonl"
+    other.write_text(
+        "".join(t.to_json() + "\n" for t in taskforge.generate("arithmetic", 6, level=0, seed=10))
+    )
+    for change, key in [
+        ({"greso": {"enabled": False}}, "greso"),
+        ({"greso": {"enabled": True, "p_min": 0.1}}, "greso"),
+        ({"length_reward": {"method": "laser"}}, "length_reward"),
+        ({"dataset": str(other)}, "dataset"),
+    ]:
+        changed = {**cfg, **change, "grpo": {**cfg["grpo"], "max_steps": 4}}
+        with pytest.raises(ConfigError, match=f"other `{key}`"):
+            train(changed, resume="latest")
+    # the weight is not state: changing it resumes
+    weight = {
+        **cfg,
+        "length_reward": {"method": "hapo", "weight": 0.5},
+        "grpo": {**cfg["grpo"], "max_steps": 3},
+    }
+    assert train(weight, resume="latest").global_step == 3
