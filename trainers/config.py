@@ -529,8 +529,11 @@ def _validate_grpo(cfg: TrainConfig) -> None:
     fixed = {k: v for k, v in cfg.grpo.items() if k in GRPO_FIXED and v != GRPO_FIXED[k]}
     if fixed:
         raise ConfigError(f"{sorted(fixed)} cannot be changed: a streamed curriculum needs {GRPO_FIXED}")
-    if int(cfg.grpo.get("max_steps", 0) or 0) <= 0:
-        raise ConfigError("grpo.max_steps must be set (> 0): the task stream is endless")
+    steps = cfg.grpo.get("max_steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ConfigError(
+            f"grpo.max_steps must be an integer > 0 (or --max-steps N), got {steps!r}: the task source is endless"
+        )
     try:
         GRPOConfig(**cfg.grpo_kwargs())
     except (TypeError, ValueError) as exc:

@@ -75,13 +75,15 @@ def train_cmd(
     filter), with TRL's GRPOTrainer. Several processes: `torchrun --nproc_per_node N -m taskforge train
     CONFIG` (one logical curriculum across the ranks)."""
     _need_train_extra()
-    from taskforge.trainers.config import load_config
+    from taskforge.trainers.config import load_config, read_yaml
     from taskforge.trainers.grpo import train
 
-    cfg = load_config(config)
-    if max_steps is not None:
-        cfg.grpo["max_steps"] = max_steps
-    result = train(cfg, resume=resume)
+    raw = read_yaml(config)
+    if max_steps is not None and isinstance(raw.get("grpo") or {}, dict):
+        # Into the YAML's mapping, so the override is validated with the rest (`--max-steps 0` was set
+        # after the checks and failed in transformers, with a traceback, once the model had loaded).
+        raw["grpo"] = {**(raw.get("grpo") or {}), "max_steps": max_steps}
+    result = train(load_config(raw), resume=resume)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate launch the main process reports
     if result.already_done:

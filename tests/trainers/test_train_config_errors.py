@@ -106,6 +106,20 @@ def test_bad_training_yaml_is_one_line_before_the_model(files, tmp_path, change,
     assert not (tmp_path / "out").exists()  # nothing written: it stopped before the run started
 
 
+@pytest.mark.parametrize("steps", ["0", "-3"])
+def test_max_steps_override_is_checked_with_the_config(files, tmp_path, steps):
+    """`--max-steps` was applied after validation: 0 failed inside transformers, with a traceback, once the
+    model had loaded (here the bare model folder would crash instead of exit 2)."""
+    path = tmp_path / "cfg.yaml"
+    raw = {"model": str(files / "model"), "output_dir": str(tmp_path / "out"), "grpo": GRPO}
+    path.write_text(yaml.safe_dump({**raw, "dataset": str(files / "train.jsonl")}))
+    res = CliRunner().invoke(app, ["train", str(path), "--max-steps", steps])
+    assert (
+        res.exit_code == 2
+        and f"grpo.max_steps must be an integer > 0 (or --max-steps N), got {steps}" in res.output
+    )
+
+
 def test_what_yaml_writes_naturally_is_accepted(files):
     """The strict types refuse only what was wrong: an integral float is an integer, `off`/`no` unquoted are
     YAML booleans, and a comma-separated string of forms is a list."""

@@ -88,7 +88,7 @@ def base_config(model, out, **grpo):
         (lambda c: c.update(model="/nonexistent/model"), "does not exist"),
         (lambda c: c["grpo"].update(not_a_field=1), "unknown GRPOConfig fields ['not_a_field']"),
         (lambda c: c["grpo"].update(shuffle_dataset=True), "cannot be changed"),
-        (lambda c: c["grpo"].pop("max_steps"), "max_steps must be set"),
+        (lambda c: c["grpo"].pop("max_steps"), "max_steps must be an integer > 0"),
         (lambda c: c["tasks"][0].update(level=1), "not both"),
         (lambda c: c["tasks"].append({"family": "arithmetic", "params": {"digits": 999}}), "digits"),
         (lambda c: c.update(lora={"rank": 8}), "unknown LoRA fields"),
