@@ -241,3 +241,62 @@ def test_no_judge_outlives_its_pool(mode):
     while (left := set(_live_descendants()) - already) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, left
+
+
+
+# Each expected value is also the next call's argument, hidden from the dry run's notes: behind a
+# function (`math.isclose`, `sorted`, `str`, `round`), a hash lookup, arithmetic, a float or bool
+# spelling of an int, inside a tuple, nested inside the next argument or inside its string.
+# name -> (import line, one assert, how the answer is returned).
+CHAINS = {
+    "isclose": ("import math\n", "math.isclose(candidate({a}), {b})", "v"),
+    "sorted": ("", "sorted(candidate({a})) == [{b}]", "[v]"),
+    "str": ("", "str(candidate({a})) == '{b}'", "v"),
+    "set_membership": ("", "candidate({a}) in {{{b}}}", "v"),
+    "round": ("", "round(candidate({a}), 3) == {b}", "v"),
+    "plus_zero": ("", "candidate({a}) + 0 == {b}", "v"),
+    "float_comparand": ("", "candidate({a}) == {b}.0", "v"),
+    "bool_comparand": ("", "candidate({a}) == ({b} == 1)", "v"),
+    "tuple_comparand": ("", "candidate({a}) == ({b},)", "(v,)"),
+    "nested_argument": ("", "candidate([{a}]) == {b}", "v"),
+    "substring": ("", "candidate('<{a}>') == '{b}'", "str(v)"),
+}
+CHAIN_PAIRS = {"bool_comparand": ((5, 1), (1, 1)), "substring": ((55, 89), (89, 144), (144, 233))}
+_PEEK = (
+    "import sys\n"
+    "def solve(x):\n"
+    "    # The batch the candidate's server holds: the next call's argument is the expected answer.\n"
+    "    f = sys._getframe(1)\n"
+    "    batch, args = f.f_locals.get('batch'), f.f_locals.get('args')\n"
+    "    v = None\n"
+    "    if batch is not None:\n"
+    "        i = next(i for i, a in enumerate(batch) if a is args)\n"
+    "        if i + 1 < len(batch):\n"
+    "            v = batch[i + 1][0]\n"
+    "    if v is None:\n"
+    "        v = {last}.get(unwrap(x), 0)  # the last call alone is known by heart\n"
+    "    v = unwrap(v)\n"
+    "    return {ret}\n"
+)
+_KNOWS = "def solve(x):\n    v = {table}[unwrap(x)]\n    return {ret}\n"
+_UNWRAP = (
+    "def unwrap(v):\n"
+    "    while type(v) in (list, tuple):\n        v = v[0]\n"
+    "    if type(v) is str:\n        v = int(v.strip('<>'))\n"
+    "    return v\n"
+)
+
+
+@pytest.mark.parametrize("name", list(CHAINS))
+def test_no_expected_value_leaks_through_a_later_argument(box, name):
+    # The candidate that peeks at its batch knows only the last answer: it must fail where the one that
+    # knows every answer passes.
+    head, assertion, ret = CHAINS[name]
+    pairs = CHAIN_PAIRS.get(name, ((5, 8), (8, 13), (13, 21)))
+    test = head + "def check(candidate):\n" + "".join(
+        "    assert " + assertion.format(a=a, b=b) + "\n" for a, b in pairs
+    )
+    peek = _UNWRAP + _PEEK.format(last=dict(pairs[-1:]), ret=ret)
+    knows = _UNWRAP + _KNOWS.format(table=dict(pairs), ret=ret)
+    results = box.run([check(knows, test), check(peek, test)])
+    assert [r.status for r in results] == ["pass", "fail"], (name, results)
