@@ -517,36 +517,97 @@ class _DryRunOver(BaseException):
 
 
 class _Pending:
-    """The dry run's stand-in for a result: any use raises, and what it is compared with is noted."""
+    """The dry run's stand-in for a result: any use raises. A direct comparison (==, !=, <, ..., and
+    truth, which is a comparison with True or False) notes what it was compared with; any other use
+    (arithmetic, a function of it: len, sorted, str, math.isclose, a hash lookup) marks it opaque: what
+    the test compares in the end cannot be known, so the batch ends after this call."""
 
-    __slots__ = ("index", "seen")
+    __slots__ = ("index", "notes")
 
-    def __init__(self, index: int, seen: list) -> None:
-        self.index, self.seen = index, seen
+    def __init__(self, index: int, notes: list) -> None:
+        self.index, self.notes = index, notes
 
-    def __bool__(self, *args):
-        raise _Unknown
+    def __bool__(self):
+        _noting(self, True)
 
-    __len__ = __iter__ = __index__ = __int__ = __float__ = __abs__ = __neg__ = __getitem__ = __contains__ = (
-        __bool__
-    )
+    def __getattr__(self, name):
+        _opaque(self)
 
 
-def _noting(self, other=None, *rest):
+def _noting(self, other=None):
     try:
-        spelling = _plain.dumps(other)
-        if len(spelling) <= MAX_COMPARAND_CHARS:
-            self.seen[self.index].add(spelling)
-    except BaseException:
-        pass
+        norm = _norm(other) if len(_plain.dumps(other)) <= MAX_COMPARAND_CHARS else None
+    except BaseException:  # not plain data (another result, say): what it holds is unknown
+        norm = None
+    if norm is None:
+        _opaque(self)
+    if self.notes[self.index] is not None:
+        self.notes[self.index].add(norm)
     raise _Unknown
 
 
-for _op in ("eq", "ne", "lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
+def _opaque(self, *args):
+    self.notes[self.index] = None  # None: no batch goes on past this call
+    raise _Unknown
+
+
+for _op in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(_Pending, f"__{_op}__", _noting)
-    if _op not in ("eq", "ne", "lt", "le", "gt", "ge"):
-        setattr(_Pending, f"__r{_op}__", _noting)
-_Pending.__hash__ = None  # type: ignore[assignment]
+_USES = ("len", "iter", "reversed", "index", "int", "float", "complex", "abs", "neg", "pos", "invert")
+_USES += ("round", "trunc", "floor", "ceil", "getitem", "contains", "str", "repr", "format", "bytes")
+_USES += ("hash", "call", "enter")
+for _op in _USES:
+    setattr(_Pending, f"__{_op}__", _opaque)
+_ARITHMETIC = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod", "pow", "lshift")
+for _op in (*_ARITHMETIC, "rshift", "and", "or", "xor"):
+    setattr(_Pending, f"__{_op}__", _opaque)
+    setattr(_Pending, f"__r{_op}__", _opaque)
+
+
+def _norm(value: object) -> tuple:
+    """A hashable form of plain data in which values that `==` may take as equal meet: 1 and 1.0, a list
+    and a tuple of the same items (what a peek at a later argument can turn into an answer). True and
+    False stay apart from 1 and 0: a bit the candidate may as well guess, and they would cut the
+    batches of every test that asserts `== True` on number arguments."""
+    t = type(value)
+    if t is bool:
+        return ("bool", value)
+    if t is int:
+        return ("n", value)
+    if t is float:
+        return ("n", int(value)) if value.is_integer() else ("n", value)
+    if t is list or t is tuple:
+        return ("q", tuple(_norm(v) for v in value))
+    if t is set or t is frozenset:
+        return ("set", frozenset(_norm(v) for v in value))
+    if t is dict:
+        return ("d", frozenset((_norm(k), _norm(v)) for k, v in value.items()))
+    return (t.__name__, value)  # str, None
+
+
+def _parts(norm: tuple, out: set) -> set:
+    """A normalised value and every value nested in it."""
+    out.add(norm)
+    tag, body = norm
+    if tag == "q" or tag == "set":
+        for v in body:
+            _parts(v, out)
+    elif tag == "d":
+        for k, v in body:
+            _parts(k, out)
+            _parts(v, out)
+    return out
+
+
+def leaks(args: list, noted: set) -> bool:
+    """Whether a call's arguments hold a value an earlier result of its batch is compared with: equal
+    (as `_norm` sees it), nested anywhere in them, or as a substring of one of their strings. (Parts of
+    a compared value are not looked for: small numbers from expected lists would then cut most tests.)"""
+    parts = _parts(_norm(args), set())
+    if parts & noted:
+        return True
+    texts = [body for tag, body in parts if tag == "str"]
+    return any(body in text for tag, body in noted if tag == "str" and len(body) > 1 for text in texts)
 
 
 _GUARDED = (ast.Assert, ast.Expr, ast.Assign, ast.AugAssign)
@@ -603,7 +664,7 @@ def dry_run(prelude, tree: ast.Module, entry: str, check_name: str, budget: floa
     """The calls `check` will make, as plain-data spellings in order, and where to cut the batch."""
     global _dry_active
     keys: list[str] = []
-    seen: list[set] = []
+    notes: list[set | None] = []  # per call: what its result was compared with; None: used otherwise
 
     def recorder(*args):
         if len(keys) >= MAX_PREFETCH:
@@ -613,8 +674,8 @@ def dry_run(prelude, tree: ast.Module, entry: str, check_name: str, budget: floa
         except BaseException:
             raise _Unknown from None  # built from an earlier result: asked live
         keys.append(key)
-        seen.append(set())
-        return _Pending(len(keys) - 1, seen)
+        notes.append(set())
+        return _Pending(len(keys) - 1, notes)
 
     try:
         tree.body = tolerant(tree.body)
@@ -637,13 +698,17 @@ def dry_run(prelude, tree: ast.Module, entry: str, check_name: str, budget: floa
             signal.setitimer(signal.ITIMER_REAL, 0)
     except BaseException:
         pass  # the dry run ends here; what it learned so far is prefetched, the rest is asked live
-    cuts, compared, start = [], set(), 0
+    # A batch ends after a call whose result was not only compared directly (a result never compared,
+    # or compared through `is` or `type`, counts as such), and before a call whose arguments hold
+    # anything an earlier result of the batch is compared with. What a batch's calls are compared with
+    # matters within it only: the next batch goes out once every answer before it is in.
+    cuts, noted, start, opaque = [], set(), 0, False
     for i, key in enumerate(keys):
-        spellings = {_plain._spelling(a) for a in json.loads(key)}
-        if i and (spellings & compared or i - start >= BATCH_MAX):
+        if i and (opaque or i - start >= BATCH_MAX or leaks(_plain.loads(key), noted)):
             cuts.append(i)
-            start = i
-        compared |= seen[i]
+            noted, start = set(), i
+        opaque = not notes[i]
+        noted |= notes[i] or set()
     return keys, cuts
 
 
