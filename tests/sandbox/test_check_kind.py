@@ -243,7 +243,6 @@ def test_no_judge_outlives_its_pool(mode):
     assert not left, left
 
 
-
 # Each expected value is also the next call's argument, hidden from the dry run's notes: behind a
 # function (`math.isclose`, `sorted`, `str`, `round`), a hash lookup, arithmetic, a float spelling of
 # an int, a tuple spelt as a list, nested inside the next argument or inside its string.
@@ -292,8 +291,10 @@ def test_no_expected_value_leaks_through_a_later_argument(box, name):
     # knows every answer passes.
     head, assertion, ret = CHAINS[name]
     pairs = CHAIN_PAIRS.get(name, ((5, 8), (8, 13), (13, 21)))
-    test = head + "def check(candidate):\n" + "".join(
-        "    assert " + assertion.format(a=a, b=b) + "\n" for a, b in pairs
+    test = (
+        head
+        + "def check(candidate):\n"
+        + "".join("    assert " + assertion.format(a=a, b=b) + "\n" for a, b in pairs)
     )
     peek = _UNWRAP + _PEEK.format(last=dict(pairs[-1:]), ret=ret)
     knows = _UNWRAP + _KNOWS.format(table=dict(pairs), ret=ret)
