@@ -501,6 +501,7 @@ JUDGE_CPU_S = 3600  # the judge's own CPU rlimit; each sample's wall deadline st
 MAX_PREFETCH = 10_000  # calls learned by one dry run
 BATCH_MAX = 256  # calls sent at once: what a divergent run may make the candidate compute in vain
 MAX_COMPARAND_CHARS = 10_000
+MAX_SUBSTRING_SCANS = 10_000  # compared strings x argument strings looked through for one call
 PR_SET_DUMPABLE = 4
 
 
@@ -586,10 +587,13 @@ def _norm(value: object) -> tuple:
 
 
 def _parts(norm: tuple, out: set) -> set:
-    """A normalised value and every value nested in it."""
+    """A normalised value and every value nested in it; a list or tuple also as the set of its items
+    (an answer compared with a set may be spelt as a list in a later argument)."""
     out.add(norm)
     tag, body = norm
     if tag == "q" or tag == "set":
+        if tag == "q":
+            out.add(("set", frozenset(body)))
         for v in body:
             _parts(v, out)
     elif tag == "d":
@@ -607,7 +611,10 @@ def leaks(args: list, noted: set) -> bool:
     if parts & noted:
         return True
     texts = [body for tag, body in parts if tag == "str"]
-    return any(body in text for tag, body in noted if tag == "str" and len(body) > 1 for text in texts)
+    needles = [body for tag, body in noted if tag == "str" and len(body) > 1] if texts else []
+    if len(needles) * len(texts) > MAX_SUBSTRING_SCANS:
+        return True  # too many to look for: a batch cut too many is safe, only slower
+    return any(needle in text for needle in needles for text in texts)
 
 
 _GUARDED = (ast.Assert, ast.Expr, ast.Assign, ast.AugAssign)
@@ -703,12 +710,15 @@ def dry_run(prelude, tree: ast.Module, entry: str, check_name: str, budget: floa
     # anything an earlier result of the batch is compared with. What a batch's calls are compared with
     # matters within it only: the next batch goes out once every answer before it is in.
     cuts, noted, start, opaque = [], set(), 0, False
-    for i, key in enumerate(keys):
-        if i and (opaque or i - start >= BATCH_MAX or leaks(_plain.loads(key), noted)):
-            cuts.append(i)
-            noted, start = set(), i
-        opaque = not notes[i]
-        noted |= notes[i] or set()
+    try:
+        for i, key in enumerate(keys):
+            if i and (opaque or i - start >= BATCH_MAX or leaks(_plain.loads(key), noted)):
+                cuts.append(i)
+                noted, start = set(), i
+            opaque = not notes[i]
+            noted |= notes[i] or set()
+    except Exception:  # never expected: then every call waits for the answers before it
+        cuts = list(range(1, len(keys)))
     return keys, cuts
 
 

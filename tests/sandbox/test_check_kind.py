@@ -245,7 +245,7 @@ def test_no_judge_outlives_its_pool(mode):
 
 # Each expected value is also the next call's argument, hidden from the dry run's notes: behind a
 # function (`math.isclose`, `sorted`, `str`, `round`), a hash lookup, arithmetic, a float spelling of
-# an int, a tuple spelt as a list, nested inside the next argument or inside its string.
+# an int, a tuple or a set spelt as a list, nested inside the next argument or inside its string.
 # name -> (import line, one assert, how the answer is returned).
 CHAINS = {
     "isclose": ("import math\n", "math.isclose(candidate({a}), {b})", "v"),
@@ -257,6 +257,7 @@ CHAINS = {
     "float_comparand": ("", "candidate({a}) == {b}.0", "v"),
     "tuple_comparand": ("", "candidate([{a}, {a}]) == ({b}, {b})", "(v, v)"),
     "nested_argument": ("", "candidate([{a}]) == {b}", "v"),
+    "set_comparand": ("", "candidate([{a}]) == {{{b}}}", "{v}"),
     "substring": ("", "candidate('<{a}>') == '{b}'", "str(v)"),
 }
 CHAIN_PAIRS = {"substring": ((55, 89), (89, 144), (144, 233))}
