@@ -6,6 +6,8 @@ Runs in both modes: with bubblewrap (skipped only when it is absent) and in the 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from taskforge.sandbox import Sample, Sandbox, bubblewrap_available
@@ -228,7 +230,6 @@ def test_samples_of_one_test_go_to_the_judge_that_holds_it():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_no_judge_outlives_its_pool(mode):
-    import time
 
     from tests.sandbox.test_hostile_code import _live_descendants
 
@@ -301,3 +302,36 @@ def test_no_expected_value_leaks_through_a_later_argument(box, name):
     knows = _UNWRAP + _KNOWS.format(table=dict(pairs), ret=ret)
     results = box.run([check(knows, test), check(peek, test)])
     assert [r.status for r in results] == ["pass", "fail"], (name, results)
+
+
+# Joins the worker's process group (setpgid needs no privilege within a session), so that a kill of its
+# own group misses it; then outlives its sample. In check mode it first answers every call of its batch
+# itself (right answers: the verdict is a pass), so that the judge lives on and only the candidate stays.
+LEAVES_ITS_GROUP = (
+    "import os, sys, time, _plain, _worker\n"
+    "def solve(x):\n"
+    "    os.setpgid(0, os.getpgid(os.getppid()))\n"
+    "    server = sys._getframe(1).f_locals\n"
+    "    if 'batch' in server:\n"
+    "        for (a,) in server['batch']:\n"
+    "            _worker.write_frame(server['resp_w'], _plain.dumps(['ok', a * a]).encode())\n"
+    "    time.sleep(30)\n"
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_candidate_that_leaves_its_process_group_dies_with_its_sample(mode):
+    from tests.sandbox.test_hostile_code import _live_descendants
+
+    with Sandbox(1, isolation=mode) as box:
+        assert box.run([check(SQUARE)])[0].status == "pass"  # the worker and its judge are up
+        worker, before = box._workers[0].proc.pid, set(_live_descendants())
+        as_check = check(LEAVES_ITS_GROUP, time_limit=1.0)
+        as_call = Sample(LEAVES_ITS_GROUP, "solve", [((2,), 4)], 0.5)
+        assert [r.status for r in box.run([as_check, as_call])] == ["pass", "timeout"]
+        # The worker was not stuck waiting for a child its kill missed (the host replaces a stuck one).
+        assert box._workers[0].proc.pid == worker
+        deadline = time.monotonic() + 5
+        while (left := set(_live_descendants()) - before) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left, left
