@@ -927,6 +927,15 @@ def spawn(meta: dict, seccomp_filter, body, keep: tuple[int, ...]) -> tuple[int,
     return pid, data_w, res_r, out_r
 
 
+def kill(pid: int) -> None:
+    """SIGKILL a child and its process group. The pid too: a child may leave its group for another of
+    this session (setpgid needs no privilege), and it cannot have made processes of its own (the
+    seccomp filter), so the pid and the group between them hold every process it runs."""
+    for send in (os.killpg, os.kill):
+        with contextlib.suppress(OSError):
+            send(pid, signal.SIGKILL)
+
+
 _unreaped: list[int] = []
 
 
@@ -979,12 +988,10 @@ def collect(
     if keep and status == "done" and got:
         pass
     elif status == "done" and got:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+        kill(pid)
         _unreaped.append(pid)
     else:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+        kill(pid)
         _, wstatus = os.waitpid(pid, 0)
         signum = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else 0
         if status == "done":
@@ -1024,8 +1031,7 @@ def run_job(meta: dict, seccomp_filter, inp: int) -> tuple[dict, int, int, int, 
     judge.jobs += 1
     if reply[0]["status"] != "done" or not reply[2]:
         judge.close()  # killed and reaped by collect: the next sample gets a fresh judge
-    with contextlib.suppress(OSError):  # the candidate's own result and output are never read
-        os.killpg(server, signal.SIGKILL)
+    kill(server)  # the candidate's own result and output are never read
     _unreaped.append(server)
     os.close(s_res)
     os.close(s_out)
@@ -1063,8 +1069,7 @@ class Judge:
     def close(self) -> None:
         global _judge
         self.ctl.close()
-        with contextlib.suppress(OSError):
-            os.killpg(self.pid, signal.SIGKILL)
+        kill(self.pid)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
         if _judge is self:

@@ -230,7 +230,6 @@ def test_samples_of_one_test_go_to_the_judge_that_holds_it():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_no_judge_outlives_its_pool(mode):
-
     from tests.sandbox.test_hostile_code import _live_descendants
 
     already = set(_live_descendants())
