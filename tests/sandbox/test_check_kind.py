@@ -259,6 +259,8 @@ CHAINS = {
     "nested_argument": ("", "candidate([{a}]) == {b}", "v"),
     "set_comparand": ("", "candidate([{a}]) == {{{b}}}", "{v}"),
     "substring": ("", "candidate('<{a}>') == '{b}'", "str(v)"),
+    # Too long to be noted: a compared value the dry run does not keep must end the batch all the same.
+    "long_comparand": ("", "candidate('<{a}>' * 4000) == '<{b}>' * 4000", "('<' + str(v) + '>') * 4000"),
 }
 CHAIN_PAIRS = {"substring": ((55, 89), (89, 144), (144, 233))}
 _PEEK = (
@@ -281,7 +283,7 @@ _KNOWS = "def solve(x):\n    v = {table}[unwrap(x)]\n    return {ret}\n"
 _UNWRAP = (
     "def unwrap(v):\n"
     "    while type(v) in (list, tuple):\n        v = v[0]\n"
-    "    if type(v) is str:\n        v = int(v.strip('<>'))\n"
+    "    if type(v) is str:\n        v = int(v.split('>')[0].strip('<'))\n"
     "    return v\n"
 )
 
