@@ -96,6 +96,33 @@ def test_hostile_candidate_never_passes(box, name):
     assert result.status in ("fail", "crash", "timeout"), (name, result)
 
 
+# No kill(2) in the sandbox, but an fd's owner is sent SIGIO (or any signal F_SETSIG names) when the fd
+# becomes ready, under kill's permission check: every process of the same uid (its judge, other
+# samples' candidates and judges). It aims at its own worker's processes only (its session).
+SIGNALS_BY_FD_OWNER = (
+    "import fcntl, os, signal\n"
+    "def solve(x):\n"
+    "    r, w = os.pipe()\n"
+    "    for args in ((10, signal.SIGKILL), (fcntl.F_SETFL, os.O_ASYNC)):  # 10: F_SETSIG\n"
+    "        try:\n            fcntl.fcntl(r, *args)\n        except OSError:\n            pass\n"
+    "    me, sid = os.getpid(), os.getsid(0)\n"
+    "    for pid in range(max(2, me - 64), me):\n"
+    "        try:\n"
+    "            if pid != os.getppid() and os.getsid(pid) == sid:\n"
+    "                fcntl.fcntl(r, fcntl.F_SETOWN, pid)\n"
+    "                os.write(w, b'x')\n"
+    "                os.read(r, 1)\n"
+    "        except OSError:\n            pass\n"
+    "    return x * x\n"
+)
+
+
+def test_a_candidate_cannot_signal_its_judge_through_an_fd_owner(box):
+    # Right answers: a pass only if the judge outlived the attempt (a killed judge gives a crash).
+    results = box.run([check(SIGNALS_BY_FD_OWNER), check(SQUARE)])
+    assert [r.status for r in results] == ["pass", "pass"], results
+
+
 def test_right_answers_pass_and_wrong_ones_fail(box):
     results = box.run([check(SQUARE), check("def solve(x):\n    return x * x if x else 1\n"), check(SQUARE)])
     assert [r.status for r in results] == ["pass", "fail", "pass"], results
