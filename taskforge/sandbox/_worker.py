@@ -66,6 +66,7 @@ PRELOAD = [
 ]
 
 NOBODY = 65534
+F_SETOWN, F_SETSIG, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 10, 15, 0x8901, 0x8902  # x86_64 and aarch64
 OUTPUT_KEEP = 4096
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
 libc = ctypes.CDLL(None, use_errno=True)
@@ -403,6 +404,13 @@ def build_filter():  # -> pyseccomp.SyscallFilter
         rule(deny, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
         rule(deny, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
     rule(deny, "prlimit64", sc.Arg(0, sc.NE, 0))  # its own limits only (and only downwards)
+    # Signals by another road than kill(2): an fd's owner is sent SIGIO, or any signal F_SETSIG names,
+    # SIGKILL included, when the fd becomes ready, under kill's permission check (same uid: a judge,
+    # other samples' children). No owner, no signal: setting one is denied, by fcntl and by ioctl.
+    for cmd in (F_SETOWN, F_SETSIG, F_SETOWN_EX):
+        rule(deny, "fcntl", sc.Arg(1, sc.EQ, cmd))
+    for request in (FIOSETOWN, SIOCSPGRP):
+        rule(deny, "ioctl", sc.Arg(1, sc.EQ, request))
     return f
 
 
