@@ -70,6 +70,22 @@ HOSTILE = {
         "        f = f.f_back\n"
         "    return x * x if seen else None\n"
     ),
+    # Another process's priority or CPUs (its judge, found by session: this worker's processes only):
+    # right answers, but only when the judge could be slowed down.
+    "renice_or_pin_its_judge": (
+        "import os\n"
+        "def solve(x):\n"
+        "    me, sid, reached = os.getpid(), os.getsid(0), False\n"
+        "    for pid in range(max(2, me - 64), me):\n"
+        "        if pid == os.getppid():\n            continue\n"
+        "        for act in (lambda: os.setpriority(os.PRIO_PROCESS, pid, 19),\n"
+        "                    lambda: os.sched_setaffinity(pid, {0}),\n"
+        "                    lambda: os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))):\n"
+        "            try:\n"
+        "                if os.getsid(pid) == sid:\n                    act()\n                    reached = True\n"
+        "            except OSError:\n                pass\n"
+        "    return x * x if reached else None\n"
+    ),
     "read_other_processes_memory": (
         "import os\n"
         "def solve(x):\n"
