@@ -411,6 +411,14 @@ def build_filter():  # -> pyseccomp.SyscallFilter
         rule(deny, "fcntl", sc.Arg(1, sc.EQ, cmd))
     for request in (FIOSETOWN, SIOCSPGRP):
         rule(deny, "ioctl", sc.Arg(1, sc.EQ, request))
+    # Another process's priority, scheduling or CPUs: a judge that serves 256 samples set to SCHED_IDLE
+    # would time out right answers long after the candidate that did it. Its own (pid 0) stay allowed.
+    for name in ("sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"):
+        rule(deny, name, sc.Arg(0, sc.NE, 0))
+    rule(deny, "setpriority", sc.Arg(0, sc.NE, 0))  # PRIO_PROCESS only (not a group, not a user)
+    rule(deny, "setpriority", sc.Arg(1, sc.NE, 0))
+    rule(deny, "ioprio_set", sc.Arg(0, sc.NE, 1))  # IOPRIO_WHO_PROCESS only, itself only
+    rule(deny, "ioprio_set", sc.Arg(1, sc.NE, 0))
     return f
 
 
