@@ -66,6 +66,7 @@ PRELOAD = [
 ]
 
 NOBODY = 65534
+F_SETOWN, F_SETSIG, F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 8, 10, 15, 0x8901, 0x8902  # x86_64 and aarch64
 OUTPUT_KEEP = 4096
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
 libc = ctypes.CDLL(None, use_errno=True)
@@ -403,6 +404,21 @@ def build_filter():  # -> pyseccomp.SyscallFilter
         rule(deny, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
         rule(deny, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
     rule(deny, "prlimit64", sc.Arg(0, sc.NE, 0))  # its own limits only (and only downwards)
+    # Signals by another road than kill(2): an fd's owner is sent SIGIO, or any signal F_SETSIG names,
+    # SIGKILL included, when the fd becomes ready, under kill's permission check (same uid: a judge,
+    # other samples' children). No owner, no signal: setting one is denied, by fcntl and by ioctl.
+    for cmd in (F_SETOWN, F_SETSIG, F_SETOWN_EX):
+        rule(deny, "fcntl", sc.Arg(1, sc.EQ, cmd))
+    for request in (FIOSETOWN, SIOCSPGRP):
+        rule(deny, "ioctl", sc.Arg(1, sc.EQ, request))
+    # Another process's priority, scheduling or CPUs: a judge that serves 256 samples set to SCHED_IDLE
+    # would time out right answers long after the candidate that did it. Its own (pid 0) stay allowed.
+    for name in ("sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"):
+        rule(deny, name, sc.Arg(0, sc.NE, 0))
+    rule(deny, "setpriority", sc.Arg(0, sc.NE, 0))  # PRIO_PROCESS only (not a group, not a user)
+    rule(deny, "setpriority", sc.Arg(1, sc.NE, 0))
+    rule(deny, "ioprio_set", sc.Arg(0, sc.NE, 1))  # IOPRIO_WHO_PROCESS only, itself only
+    rule(deny, "ioprio_set", sc.Arg(1, sc.NE, 0))
     return f
 
 
@@ -501,6 +517,7 @@ JUDGE_CPU_S = 3600  # the judge's own CPU rlimit; each sample's wall deadline st
 MAX_PREFETCH = 10_000  # calls learned by one dry run
 BATCH_MAX = 256  # calls sent at once: what a divergent run may make the candidate compute in vain
 MAX_COMPARAND_CHARS = 10_000
+MAX_SUBSTRING_SCANS = 10_000  # compared strings x argument strings looked through for one call
 PR_SET_DUMPABLE = 4
 
 
@@ -517,36 +534,103 @@ class _DryRunOver(BaseException):
 
 
 class _Pending:
-    """The dry run's stand-in for a result: any use raises, and what it is compared with is noted."""
+    """The dry run's stand-in for a result: any use raises. A direct comparison (==, !=, <, ..., and
+    truth, which is a comparison with True or False) notes what it was compared with; any other use
+    (arithmetic, a function of it: len, sorted, str, math.isclose, a hash lookup) marks it opaque: what
+    the test compares in the end cannot be known, so the batch ends after this call."""
 
-    __slots__ = ("index", "seen")
+    __slots__ = ("index", "notes")
 
-    def __init__(self, index: int, seen: list) -> None:
-        self.index, self.seen = index, seen
+    def __init__(self, index: int, notes: list) -> None:
+        self.index, self.notes = index, notes
 
-    def __bool__(self, *args):
-        raise _Unknown
+    def __bool__(self):
+        _noting(self, True)
 
-    __len__ = __iter__ = __index__ = __int__ = __float__ = __abs__ = __neg__ = __getitem__ = __contains__ = (
-        __bool__
-    )
+    def __getattr__(self, name):
+        _opaque(self)
 
 
-def _noting(self, other=None, *rest):
+def _noting(self, other=None):
     try:
-        spelling = _plain.dumps(other)
-        if len(spelling) <= MAX_COMPARAND_CHARS:
-            self.seen[self.index].add(spelling)
-    except BaseException:
-        pass
+        norm = _norm(other) if len(_plain.dumps(other)) <= MAX_COMPARAND_CHARS else None
+    except BaseException:  # not plain data (another result, say): what it holds is unknown
+        norm = None
+    if norm is None:
+        _opaque(self)
+    if self.notes[self.index] is not None:
+        self.notes[self.index].add(norm)
     raise _Unknown
 
 
-for _op in ("eq", "ne", "lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
+def _opaque(self, *args):
+    self.notes[self.index] = None  # None: no batch goes on past this call
+    raise _Unknown
+
+
+for _op in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(_Pending, f"__{_op}__", _noting)
-    if _op not in ("eq", "ne", "lt", "le", "gt", "ge"):
-        setattr(_Pending, f"__r{_op}__", _noting)
-_Pending.__hash__ = None  # type: ignore[assignment]
+_USES = ("len", "iter", "reversed", "index", "int", "float", "complex", "abs", "neg", "pos", "invert")
+_USES += ("round", "trunc", "floor", "ceil", "getitem", "contains", "str", "repr", "format", "bytes")
+_USES += ("hash", "call", "enter")
+for _op in _USES:
+    setattr(_Pending, f"__{_op}__", _opaque)
+_ARITHMETIC = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod", "pow", "lshift")
+for _op in (*_ARITHMETIC, "rshift", "and", "or", "xor"):
+    setattr(_Pending, f"__{_op}__", _opaque)
+    setattr(_Pending, f"__r{_op}__", _opaque)
+
+
+def _norm(value: object) -> tuple:
+    """A hashable form of plain data in which values that `==` may take as equal meet: 1 and 1.0, a list
+    and a tuple of the same items (what a peek at a later argument can turn into an answer). True and
+    False stay apart from 1 and 0: a bit the candidate may as well guess, and they would cut the
+    batches of every test that asserts `== True` on number arguments."""
+    t = type(value)
+    if t is bool:
+        return ("bool", value)
+    if t is int:
+        return ("n", value)
+    if t is float:
+        return ("n", int(value)) if value.is_integer() else ("n", value)
+    if t is list or t is tuple:
+        return ("q", tuple(_norm(v) for v in value))
+    if t is set or t is frozenset:
+        return ("set", frozenset(_norm(v) for v in value))
+    if t is dict:
+        return ("d", frozenset((_norm(k), _norm(v)) for k, v in value.items()))
+    return (t.__name__, value)  # str, None
+
+
+def _parts(norm: tuple, out: set) -> set:
+    """A normalised value and every value nested in it; a list or tuple also as the set of its items
+    (an answer compared with a set may be spelt as a list in a later argument)."""
+    out.add(norm)
+    tag, body = norm
+    if tag == "q" or tag == "set":
+        if tag == "q":
+            out.add(("set", frozenset(body)))
+        for v in body:
+            _parts(v, out)
+    elif tag == "d":
+        for k, v in body:
+            _parts(k, out)
+            _parts(v, out)
+    return out
+
+
+def leaks(args: list, noted: set) -> bool:
+    """Whether a call's arguments hold a value an earlier result of its batch is compared with: equal
+    (as `_norm` sees it), nested anywhere in them, or as a substring of one of their strings. (Parts of
+    a compared value are not looked for: small numbers from expected lists would then cut most tests.)"""
+    parts = _parts(_norm(args), set())
+    if parts & noted:
+        return True
+    texts = [body for tag, body in parts if tag == "str"]
+    needles = [body for tag, body in noted if tag == "str" and len(body) > 1] if texts else []
+    if len(needles) * len(texts) > MAX_SUBSTRING_SCANS:
+        return True  # too many to look for: a batch cut too many is safe, only slower
+    return any(needle in text for needle in needles for text in texts)
 
 
 _GUARDED = (ast.Assert, ast.Expr, ast.Assign, ast.AugAssign)
@@ -603,7 +687,7 @@ def dry_run(prelude, tree: ast.Module, entry: str, check_name: str, budget: floa
     """The calls `check` will make, as plain-data spellings in order, and where to cut the batch."""
     global _dry_active
     keys: list[str] = []
-    seen: list[set] = []
+    notes: list[set | None] = []  # per call: what its result was compared with; None: used otherwise
 
     def recorder(*args):
         if len(keys) >= MAX_PREFETCH:
@@ -613,8 +697,8 @@ def dry_run(prelude, tree: ast.Module, entry: str, check_name: str, budget: floa
         except BaseException:
             raise _Unknown from None  # built from an earlier result: asked live
         keys.append(key)
-        seen.append(set())
-        return _Pending(len(keys) - 1, seen)
+        notes.append(set())
+        return _Pending(len(keys) - 1, notes)
 
     try:
         tree.body = tolerant(tree.body)
@@ -637,13 +721,20 @@ def dry_run(prelude, tree: ast.Module, entry: str, check_name: str, budget: floa
             signal.setitimer(signal.ITIMER_REAL, 0)
     except BaseException:
         pass  # the dry run ends here; what it learned so far is prefetched, the rest is asked live
-    cuts, compared, start = [], set(), 0
-    for i, key in enumerate(keys):
-        spellings = {_plain._spelling(a) for a in json.loads(key)}
-        if i and (spellings & compared or i - start >= BATCH_MAX):
-            cuts.append(i)
-            start = i
-        compared |= seen[i]
+    # A batch ends after a call whose result was not only compared directly (a result never compared,
+    # or compared through `is` or `type`, counts as such), and before a call whose arguments hold
+    # anything an earlier result of the batch is compared with. What a batch's calls are compared with
+    # matters within it only: the next batch goes out once every answer before it is in.
+    cuts, noted, start, opaque = [], set(), 0, False
+    try:
+        for i, key in enumerate(keys):
+            if i and (opaque or i - start >= BATCH_MAX or leaks(_plain.loads(key), noted)):
+                cuts.append(i)
+                noted, start = set(), i
+            opaque = not notes[i]
+            noted |= notes[i] or set()
+    except Exception:  # never expected: then every call waits for the answers before it
+        cuts = list(range(1, len(keys)))
     return keys, cuts
 
 
@@ -852,6 +943,15 @@ def spawn(meta: dict, seccomp_filter, body, keep: tuple[int, ...]) -> tuple[int,
     return pid, data_w, res_r, out_r
 
 
+def kill(pid: int) -> None:
+    """SIGKILL a child and its process group. The pid too: a child may leave its group for another of
+    this session (setpgid needs no privilege), and it cannot have made processes of its own (the
+    seccomp filter), so the pid and the group between them hold every process it runs."""
+    for send in (os.killpg, os.kill):
+        with contextlib.suppress(OSError):
+            send(pid, signal.SIGKILL)
+
+
 _unreaped: list[int] = []
 
 
@@ -904,12 +1004,10 @@ def collect(
     if keep and status == "done" and got:
         pass
     elif status == "done" and got:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+        kill(pid)
         _unreaped.append(pid)
     else:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+        kill(pid)
         _, wstatus = os.waitpid(pid, 0)
         signum = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else 0
         if status == "done":
@@ -949,8 +1047,7 @@ def run_job(meta: dict, seccomp_filter, inp: int) -> tuple[dict, int, int, int, 
     judge.jobs += 1
     if reply[0]["status"] != "done" or not reply[2]:
         judge.close()  # killed and reaped by collect: the next sample gets a fresh judge
-    with contextlib.suppress(OSError):  # the candidate's own result and output are never read
-        os.killpg(server, signal.SIGKILL)
+    kill(server)  # the candidate's own result and output are never read
     _unreaped.append(server)
     os.close(s_res)
     os.close(s_out)
@@ -988,8 +1085,7 @@ class Judge:
     def close(self) -> None:
         global _judge
         self.ctl.close()
-        with contextlib.suppress(OSError):
-            os.killpg(self.pid, signal.SIGKILL)
+        kill(self.pid)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
         if _judge is self:

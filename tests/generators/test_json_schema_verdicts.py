@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import taskforge
 from taskforge.generators.json_schema import JsonSchema, mutate, nesting_depth, parse_strict
 from taskforge.generators.json_schema.strict import _finite_float, _no_duplicates, _reject_constant
@@ -230,6 +232,45 @@ def test_parse_strict_matches_its_reference() -> None:
             text = "[" * deep + text + "]" * deep
         text = rng.choice(("", " ", "\ufeff", "\n")) + text
         assert repr(parse_strict(text, 4096, 32)) == repr(_reference_parse(text, 4096, 32)), text
+
+
+# Spellings aimed at the fast path's census: a key given twice under another escape, or with ':' and
+# escaped quotes or backslashes around it; numbers and nesting that make the hook-free scanner raise.
+HOSTILE_SPELLINGS = (
+    '{"a":1,"\\u0061":2}',
+    '{"a:":1,"a":2,"a":3}',
+    '{"a\\"":1,"a\\u0022":2}',
+    '{"a\\\\":1,"a\\u005c":2}',
+    '{"\\ud800":1,"\\uD800":2}',
+    '{"":1,"":2}',
+    '{"a":"\\":","a":1}',
+    '{"\\"":"\\"","\\"":1}',
+    '[{"a":1},{"a":1,"a":1}]',
+    '{"a":{"b":[{"c":1,"c":1}]}}',
+    '{"a:b":1,"c":{"d":"e:f"}}',
+    "1" * 4301,
+    "[" + "1" * 4301 + "]",
+    "[" * 100_000,
+    "[" * 100_000 + "]" * 100_000,
+    "[1e400]",
+    "[-1E400]",
+    "[1e-400]",
+    "-0",
+    '"\\u0000"',
+    "\ufeff{}",
+    '{"a":1}\u00a0',
+    "\x0b{}",
+    '{"a":1}\x00',
+    "[1,]",
+    '{"a":1} {"a":1}',
+    " null ",
+)
+
+
+@pytest.mark.parametrize("text", HOSTILE_SPELLINGS, ids=range(len(HOSTILE_SPELLINGS)))
+def test_parse_strict_matches_its_reference_on_hostile_spellings(text: str) -> None:
+    for depth in (32, 1):
+        assert repr(parse_strict(text, 10**6, depth)) == repr(_reference_parse(text, 10**6, depth))
 
 
 def test_verdicts_repeat_warm() -> None:

@@ -6,6 +6,8 @@ Runs in both modes: with bubblewrap (skipped only when it is absent) and in the 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from taskforge.sandbox import Sample, Sandbox, bubblewrap_available
@@ -68,6 +70,22 @@ HOSTILE = {
         "        f = f.f_back\n"
         "    return x * x if seen else None\n"
     ),
+    # Another process's priority or CPUs (its judge, found by session: this worker's processes only):
+    # right answers, but only when the judge could be slowed down.
+    "renice_or_pin_its_judge": (
+        "import os\n"
+        "def solve(x):\n"
+        "    me, sid, reached = os.getpid(), os.getsid(0), False\n"
+        "    for pid in range(max(2, me - 64), me):\n"
+        "        if pid == os.getppid():\n            continue\n"
+        "        for act in (lambda: os.setpriority(os.PRIO_PROCESS, pid, 19),\n"
+        "                    lambda: os.sched_setaffinity(pid, {0}),\n"
+        "                    lambda: os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))):\n"
+        "            try:\n"
+        "                if os.getsid(pid) == sid:\n                    act()\n                    reached = True\n"
+        "            except OSError:\n                pass\n"
+        "    return x * x if reached else None\n"
+    ),
     "read_other_processes_memory": (
         "import os\n"
         "def solve(x):\n"
@@ -92,6 +110,33 @@ def test_hostile_candidate_never_passes(box, name):
     # SECRET_TEST holds a canary: the snooping candidates answer right only if they find it.
     result = box.run([check(HOSTILE[name], SECRET_TEST)])[0]
     assert result.status in ("fail", "crash", "timeout"), (name, result)
+
+
+# No kill(2) in the sandbox, but an fd's owner is sent SIGIO (or any signal F_SETSIG names) when the fd
+# becomes ready, under kill's permission check: every process of the same uid (its judge, other
+# samples' candidates and judges). It aims at its own worker's processes only (its session).
+SIGNALS_BY_FD_OWNER = (
+    "import fcntl, os, signal\n"
+    "def solve(x):\n"
+    "    r, w = os.pipe()\n"
+    "    for args in ((10, signal.SIGKILL), (fcntl.F_SETFL, os.O_ASYNC)):  # 10: F_SETSIG\n"
+    "        try:\n            fcntl.fcntl(r, *args)\n        except OSError:\n            pass\n"
+    "    me, sid = os.getpid(), os.getsid(0)\n"
+    "    for pid in range(max(2, me - 64), me):\n"
+    "        try:\n"
+    "            if pid != os.getppid() and os.getsid(pid) == sid:\n"
+    "                fcntl.fcntl(r, fcntl.F_SETOWN, pid)\n"
+    "                os.write(w, b'x')\n"
+    "                os.read(r, 1)\n"
+    "        except OSError:\n            pass\n"
+    "    return x * x\n"
+)
+
+
+def test_a_candidate_cannot_signal_its_judge_through_an_fd_owner(box):
+    # Right answers: a pass only if the judge outlived the attempt (a killed judge gives a crash).
+    results = box.run([check(SIGNALS_BY_FD_OWNER), check(SQUARE)])
+    assert [r.status for r in results] == ["pass", "pass"], results
 
 
 def test_right_answers_pass_and_wrong_ones_fail(box):
@@ -228,8 +273,6 @@ def test_samples_of_one_test_go_to_the_judge_that_holds_it():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_no_judge_outlives_its_pool(mode):
-    import time
-
     from tests.sandbox.test_hostile_code import _live_descendants
 
     already = set(_live_descendants())
@@ -241,3 +284,98 @@ def test_no_judge_outlives_its_pool(mode):
     while (left := set(_live_descendants()) - already) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, left
+
+
+# Each expected value is also the next call's argument, hidden from the dry run's notes: behind a
+# function (`math.isclose`, `sorted`, `str`, `round`), a hash lookup, arithmetic, a float spelling of
+# an int, a tuple or a set spelt as a list, nested inside the next argument or inside its string.
+# name -> (import line, one assert, how the answer is returned).
+CHAINS = {
+    "isclose": ("import math\n", "math.isclose(candidate({a}), {b})", "v"),
+    "sorted": ("", "sorted(candidate({a})) == [{b}]", "[v]"),
+    "str": ("", "str(candidate({a})) == '{b}'", "v"),
+    "set_membership": ("", "candidate({a}) in {{{b}}}", "v"),
+    "round": ("", "round(candidate({a}), 3) == {b}", "v"),
+    "plus_zero": ("", "candidate({a}) + 0 == {b}", "v"),
+    "float_comparand": ("", "candidate({a}) == {b}.0", "v"),
+    "tuple_comparand": ("", "candidate([{a}, {a}]) == ({b}, {b})", "(v, v)"),
+    "nested_argument": ("", "candidate([{a}]) == {b}", "v"),
+    "set_comparand": ("", "candidate([{a}]) == {{{b}}}", "{v}"),
+    "substring": ("", "candidate('<{a}>') == '{b}'", "str(v)"),
+    # Too long to be noted: a compared value the dry run does not keep must end the batch all the same.
+    "long_comparand": ("", "candidate('<{a}>' * 4000) == '<{b}>' * 4000", "('<' + str(v) + '>') * 4000"),
+}
+CHAIN_PAIRS = {"substring": ((55, 89), (89, 144), (144, 233))}
+_PEEK = (
+    "import sys\n"
+    "def solve(x):\n"
+    "    # The batch the candidate's server holds: the next call's argument is the expected answer.\n"
+    "    f = sys._getframe(1)\n"
+    "    batch, args = f.f_locals.get('batch'), f.f_locals.get('args')\n"
+    "    v = None\n"
+    "    if batch is not None:\n"
+    "        i = next(i for i, a in enumerate(batch) if a is args)\n"
+    "        if i + 1 < len(batch):\n"
+    "            v = batch[i + 1][0]\n"
+    "    if v is None:\n"
+    "        v = {last}.get(unwrap(x), 0)  # the last call alone is known by heart\n"
+    "    v = unwrap(v)\n"
+    "    return {ret}\n"
+)
+_KNOWS = "def solve(x):\n    v = {table}[unwrap(x)]\n    return {ret}\n"
+_UNWRAP = (
+    "def unwrap(v):\n"
+    "    while type(v) in (list, tuple):\n        v = v[0]\n"
+    "    if type(v) is str:\n        v = int(v.split('>')[0].strip('<'))\n"
+    "    return v\n"
+)
+
+
+@pytest.mark.parametrize("name", list(CHAINS))
+def test_no_expected_value_leaks_through_a_later_argument(box, name):
+    # The candidate that peeks at its batch knows only the last answer: it must fail where the one that
+    # knows every answer passes.
+    head, assertion, ret = CHAINS[name]
+    pairs = CHAIN_PAIRS.get(name, ((5, 8), (8, 13), (13, 21)))
+    test = (
+        head
+        + "def check(candidate):\n"
+        + "".join("    assert " + assertion.format(a=a, b=b) + "\n" for a, b in pairs)
+    )
+    peek = _UNWRAP + _PEEK.format(last=dict(pairs[-1:]), ret=ret)
+    knows = _UNWRAP + _KNOWS.format(table=dict(pairs), ret=ret)
+    results = box.run([check(knows, test), check(peek, test)])
+    assert [r.status for r in results] == ["pass", "fail"], (name, results)
+
+
+# Joins the worker's process group (setpgid needs no privilege within a session), so that a kill of its
+# own group misses it; then outlives its sample. In check mode it first answers every call of its batch
+# itself (right answers: the verdict is a pass), so that the judge lives on and only the candidate stays.
+LEAVES_ITS_GROUP = (
+    "import os, sys, time, _plain, _worker\n"
+    "def solve(x):\n"
+    "    os.setpgid(0, os.getpgid(os.getppid()))\n"
+    "    server = sys._getframe(1).f_locals\n"
+    "    if 'batch' in server:\n"
+    "        for (a,) in server['batch']:\n"
+    "            _worker.write_frame(server['resp_w'], _plain.dumps(['ok', a * a]).encode())\n"
+    "    time.sleep(30)\n"
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_candidate_that_leaves_its_process_group_dies_with_its_sample(mode):
+    from tests.sandbox.test_hostile_code import _live_descendants
+
+    with Sandbox(1, isolation=mode) as box:
+        assert box.run([check(SQUARE)])[0].status == "pass"  # the worker and its judge are up
+        worker, before = box._workers[0].proc.pid, set(_live_descendants())
+        as_check = check(LEAVES_ITS_GROUP, time_limit=1.0)
+        as_call = Sample(LEAVES_ITS_GROUP, "solve", [((2,), 4)], 0.5)
+        assert [r.status for r in box.run([as_check, as_call])] == ["pass", "timeout"]
+        # The worker was not stuck waiting for a child its kill missed (the host replaces a stuck one).
+        assert box._workers[0].proc.pid == worker
+        deadline = time.monotonic() + 5
+        while (left := set(_live_descendants()) - before) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left, left
