@@ -229,6 +229,13 @@ def read_run_config(
         bad = set(entry) - task_keys
         if bad:
             raise ConfigError(f"unknown task keys {sorted(bad)}; valid: {', '.join(sorted(task_keys))}")
+        if "weight" in entry:
+            entry = {**entry, "weight": typed(entry["weight"], f"{entry['family']}: weight", "number")}
+        if "curriculum" in entry:
+            entry = {
+                **entry,
+                "curriculum": typed(entry["curriculum"], f"{entry['family']}: curriculum", "boolean"),
+            }
         entries.append(entry)
     return raw, entries
 
@@ -252,7 +259,13 @@ def check_fields(config_class: type, given: dict[str, Any]) -> None:
         raise ConfigError(f"unknown {name} fields {bad} (TRL's {name} has no such fields)")
 
 
-_KINDS = {"integer": (int,), "number": (int, float), "boolean": (bool,), "string": (str,)}
+_KINDS = {
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "string": (str,),
+    "path": (str, Path),
+}
 
 
 def typed(value: Any, key: str, kind: str) -> Any:
@@ -261,6 +274,8 @@ def typed(value: Any, key: str, kind: str) -> Any:
     is True, and int(6.5) would silently change what the user wrote. An integral float counts as an integer."""
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
+    if kind == "path" and isinstance(value, _KINDS["path"]):
+        return str(value)  # from Python a Path is as good as its text
     if isinstance(value, _KINDS[kind]) and (kind == "boolean" or not isinstance(value, bool)):
         return value
     raise ConfigError(f"{key} must be {'an' if kind == 'integer' else 'a'} {kind}, got {value!r}")
@@ -287,8 +302,8 @@ def load_config(source: str | Path | dict[str, Any]) -> TrainConfig:
             f"controller must be a name or a mapping like {{name: adaptive}}, got {controller!r}"
         )
     cfg = TrainConfig(
-        model=typed(raw["model"], "model", "string"),
-        output_dir=typed(raw["output_dir"], "output_dir", "string"),
+        model=typed(raw["model"], "model", "path"),
+        output_dir=typed(raw["output_dir"], "output_dir", "path"),
         tasks=mix,
         seed=typed(raw.get("seed", 0), "seed", "integer"),
         controller=dict(controller),
@@ -508,7 +523,7 @@ def _validate_eval(cfg: TrainConfig) -> None:
     if bad:
         raise ConfigError(f"unknown eval keys {sorted(bad)}; valid: {', '.join(EVAL_DEFAULTS)}")
     for key in ("tasks_per_level", "samples"):
-        if int(cfg.eval[key]) < 1:
+        if typed(cfg.eval[key], f"eval.{key}", "integer") < 1:
             raise ConfigError(f"eval.{key} must be >= 1, got {cfg.eval[key]}")
     levels = cfg.eval["levels"]
     if levels is not None:

@@ -24,7 +24,13 @@ from typing import Any
 
 from taskforge.errors import ConfigError
 from taskforge.registry import get_generator
-from taskforge.trainers.config import check_fields, read_run_config, task_family, validate_model_folder
+from taskforge.trainers.config import (
+    check_fields,
+    read_run_config,
+    task_family,
+    typed,
+    validate_model_folder,
+)
 
 TOP_KEYS = {"model", "output_dir", "seed", "examples", "tasks", "sft"}
 TASK_KEYS = {"family", "weight", "level", "levels", "params"}
@@ -87,11 +93,11 @@ def load_sft_config(source: str | Path | dict[str, Any]) -> SFTRunConfig:
             )
         )
     cfg = SFTRunConfig(
-        model=str(raw["model"]),
-        output_dir=str(raw["output_dir"]),
+        model=typed(raw["model"], "model", "path"),
+        output_dir=typed(raw["output_dir"], "output_dir", "path"),
         tasks=mix,
-        seed=int(raw.get("seed", 0)),
-        examples=int(raw.get("examples", 1000)),
+        seed=typed(raw.get("seed", 0), "seed", "integer"),
+        examples=typed(raw.get("examples", 1000), "examples", "integer"),
         sft=dict(raw.get("sft") or {}),
     )
     validate_sft(cfg)

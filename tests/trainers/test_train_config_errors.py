@@ -57,6 +57,11 @@ STREAM = {"dataset": None, "tasks": [{"family": "arithmetic", "curriculum": True
         ({"use_vllm": "false"}, "use_vllm must be a boolean, got 'false'"),
         ({**STREAM, "eval_every": "ten"}, "eval_every must be an integer"),
         ({"grpo": [1]}, "grpo must be a mapping"),
+        (
+            {"dataset": None, "tasks": [{"family": "arithmetic", "weight": "x"}]},
+            "arithmetic: weight must be a number",
+        ),
+        ({**STREAM, "eval_every": 1, "eval": {"samples": "four"}}, "eval.samples must be an integer"),
         ({**STREAM, "controller": 3}, "controller must be a name or a mapping"),
         # length_reward: a misspelt key was reported as a missing method; bad setting types as int()'s text
         ({"length_reward": {"methd": "laser"}}, "unknown length_reward keys ['methd']; valid:"),
@@ -120,6 +125,14 @@ def test_max_steps_override_is_checked_with_the_config(files, tmp_path, steps):
     )
 
 
+def test_sft_config_types_are_checked_too(files, tmp_path):
+    path = tmp_path / "warm.yaml"
+    raw = {"model": str(files / "model"), "output_dir": str(tmp_path / "out"), "tasks": ["arithmetic"]}
+    path.write_text(yaml.safe_dump({**raw, "seed": "zero", "sft": {"max_steps": 1}}))
+    res = CliRunner().invoke(app, ["sft", str(path)])
+    assert res.exit_code == 2 and "seed must be an integer, got 'zero'" in res.output
+
+
 def test_what_yaml_writes_naturally_is_accepted(files):
     """The strict types refuse only what was wrong: an integral float is an integer, `off`/`no` unquoted are
     YAML booleans, and a comma-separated string of forms is a list."""
@@ -127,7 +140,7 @@ def test_what_yaml_writes_naturally_is_accepted(files):
 
     cfg = load_config(
         {
-            "model": str(files / "model"),
+            "model": files / "model",  # from Python, a Path
             "output_dir": str(files / "out"),
             "seed": 3.0,
             "dataset": str(files / "train.jsonl"),
@@ -139,4 +152,4 @@ def test_what_yaml_writes_naturally_is_accepted(files):
         }
     )
     assert cfg.seed == 3 and isinstance(cfg.seed, int) and cfg.greso["adapt_every"] == 32
-    assert cfg.surface == ["qa", "numbers"] and cfg.use_vllm is False
+    assert cfg.surface == ["qa", "numbers"] and cfg.use_vllm is False and cfg.model == str(files / "model")
