@@ -25,6 +25,7 @@ process may open its memory).
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import ctypes
 import errno
@@ -522,7 +523,72 @@ PR_SET_DUMPABLE = 4
 
 
 class CandidateError(Exception):
-    pass
+    """The candidate raised, died or answered garbage. Where it raised an exception of a type below, the
+    judge raises a subclass of both (`except ValueError` in a test catches the candidate's ValueError,
+    as in HumanEval's in-process harness); anything else is this type itself."""
+
+
+# Exception types the judge re-raises in the trusted test code, by builtin name (a candidate's own
+# subclass crosses as its nearest builtin one on this list). The candidate only ever sends a name: the
+# judge raises its own instance, with no candidate object or text in it. Chosen so that a raise can do
+# nothing a wrong answer could use beyond what the test's own handlers grant it:
+# - In: ordinary error types a test may expect (ArithmeticError, LookupError, ValueError, TypeError,
+#   AttributeError, NameError, RuntimeError incl. NotImplementedError and RecursionError, OSError, each
+#   with its builtin subclasses). None of them steers the judge's machinery: a candidate's exception is
+#   raised only at the end of `Channel.call`, after the batch state is updated (no desync); the dry run
+#   never sees one (its stand-ins do not raise them); and `judge_check` fails on anything that escapes.
+# - AssertionError is in: only a handler in the test itself can catch it, and such a handler would
+#   equally catch the test's own failing asserts, so it grants a candidate nothing the test does not;
+#   tests of code that asserts its preconditions expect it.
+# - Out: StopIteration and StopAsyncIteration (raised from a call inside `map`/`zip`/a generator they
+#   end the test's loop early, skipping its asserts); every BaseException that is not an Exception
+#   (SystemExit, KeyboardInterrupt, GeneratorExit); MemoryError (the judge's own state), Warning,
+#   ImportError, SyntaxError, EOFError and the rest: rarely expected and not worth the surface. Types
+#   whose constructor needs more than a message (UnicodeDecodeError, ...) cross as their nearest listed
+#   base (UnicodeError). A load error is never one of these: a program that does not load fails all.
+# Left as in-process Python: an IndexError ends a loop over a class the test gives a `__getitem__` that
+# calls the candidate, and an AttributeError from a property that calls it falls back to `__getattr__`.
+_RAISABLE_ROOTS = (ArithmeticError, LookupError, ValueError, TypeError, AttributeError, NameError)
+_RAISABLE_ROOTS += (RuntimeError, AssertionError, OSError)
+
+
+def _raisable() -> dict:
+    table = {}
+    for base in vars(builtins).values():
+        if not (isinstance(base, type) and issubclass(base, _RAISABLE_ROOTS)):
+            continue
+        made = type(base.__name__, (CandidateError, base), {"__module__": "candidate"})
+        try:
+            made("probe")
+        except TypeError:  # its constructor needs more than a message: crosses as a base
+            continue
+        table[base.__name__] = (base, made)
+    return table
+
+
+_RAISABLE = _raisable()  # builtin name -> (builtin type, the judge's CandidateError subclass of it)
+
+
+def raised_name(exc: BaseException) -> str:
+    """The name a candidate's exception crosses as: its nearest builtin type the judge re-raises, else
+    its own type's name (which the judge turns into a plain CandidateError)."""
+    try:
+        for cls in type(exc).__mro__:
+            entry = _RAISABLE.get(cls.__name__)
+            if entry is not None and entry[0] is cls:
+                return cls.__name__
+    except BaseException:
+        pass
+    name = _exc_name(exc)
+    return f"{name} (not the builtin)" if name in _RAISABLE else name  # a class of its own, so named
+
+
+def candidate_raised(body: object) -> CandidateError:
+    """The judge's exception for a candidate's "exc" answer (hostile plain data, any shape)."""
+    entry = _RAISABLE.get(body) if type(body) is str else None
+    if entry is None:
+        return CandidateError(body[:100] if type(body) is str else "bad exception name")
+    return entry[1](f"candidate raised {body}")
 
 
 class _Unknown(Exception):
@@ -763,7 +829,7 @@ class Channel:
         status, body = self.answers[i]
         self.answers[i] = None
         if status != "ok":
-            raise CandidateError(body)
+            raise candidate_raised(body)
         return body
 
     def request(self, keys: list) -> None:
@@ -877,12 +943,21 @@ def candidate_server(job: dict, req_r: int, resp_w: int) -> None:
         except _plain.PlainError:
             return
         for args in batch:
+            # Load errors and answers that are not plain data (PlainError is a ValueError) cross under
+            # names the judge re-raises as no builtin type: only the call itself raises what a test catches.
+            if func is None:
+                data = _plain.dumps(["exc", f"load error: {load_error}"])
+                write_frame(resp_w, data.encode())
+                continue
             try:
-                if func is None:
-                    raise RuntimeError(f"load error: {load_error}")
-                data = _plain.dumps(["ok", func(*args)])
+                value = func(*args)
             except BaseException as exc:
-                data = _plain.dumps(["exc", _exc_name(exc)])
+                data = _plain.dumps(["exc", raised_name(exc)])
+            else:
+                try:
+                    data = _plain.dumps(["ok", value])
+                except BaseException as exc:
+                    data = _plain.dumps(["exc", f"bad answer: {_exc_name(exc)}"])
             write_frame(resp_w, data.encode())
 
 

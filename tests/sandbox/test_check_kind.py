@@ -144,6 +144,98 @@ def test_right_answers_pass_and_wrong_ones_fail(box):
     assert [r.status for r in results] == ["pass", "fail", "pass"], results
 
 
+# Tests of error behaviour, as MBPP-style and user datasets write them by hand.
+EXPECTS = (
+    "def check(candidate):\n"
+    "    assert candidate(2) == 4\n"
+    "    try:\n        candidate(-1)\n    except {expected}:\n        pass\n"
+    "    else:\n        assert False, 'no error'\n"
+)
+RAISES = "def solve(x):\n    if x < 0:\n        raise {raised}('negative')\n    return x * x\n"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "status"),
+    [
+        ("ValueError", "ValueError", "pass"),
+        ("ValueError", "(TypeError, ValueError)", "pass"),
+        ("ValueError", "Exception", "pass"),
+        ("KeyError", "LookupError", "pass"),
+        ("ZeroDivisionError", "ArithmeticError", "pass"),
+        ("AssertionError", "AssertionError", "pass"),
+        ("NotImplementedError", "RuntimeError", "pass"),
+        ("FileNotFoundError", "OSError", "pass"),
+        ("ValueError", "TypeError", "fail"),
+        ("TypeError", "ValueError", "fail"),
+        ("RuntimeError", "NotImplementedError", "fail"),  # a base does not pass for its subclass
+    ],
+)
+def test_a_test_that_expects_an_exception_type_gets_that_type(box, raised, expected, status):
+    result = box.run([check(RAISES.format(raised=raised), EXPECTS.format(expected=expected))])[0]
+    assert result.status == status, result
+
+
+def test_a_candidates_own_exception_class_crosses_as_its_builtin_base(box):
+    # As in-process: `except ValueError` catches a subclass, not a class of its own so named (the judge
+    # raises its own instance by name either way: no candidate class reaches the test).
+    own = "class Negative(ValueError):\n    pass\n" + RAISES.format(raised="Negative")
+    fake = "class ValueError(Exception):\n    pass\n" + RAISES.format(raised="ValueError")
+    results = box.run(
+        [
+            check(own, EXPECTS.format(expected="ValueError")),
+            check(fake, EXPECTS.format(expected="ValueError")),
+        ]
+    )
+    assert [r.status for r in results] == ["pass", "fail"], results
+
+
+# Types whose raise could steer the trusted test (StopIteration ends a loop over `map`/`zip`), or that
+# are no ordinary error: each reaches the test as a plain CandidateError, which no handler expects.
+EXCLUDED = (
+    "StopIteration",
+    "StopAsyncIteration",
+    "GeneratorExit",
+    "SystemExit",
+    "KeyboardInterrupt",
+    "MemoryError",
+    "ImportError",
+    "SyntaxError",
+    "EOFError",
+    "UserWarning",
+)
+ZIP_TEST = (
+    "def check(candidate):\n"
+    "    for got, want in zip(map(candidate, [1, 2, 3]), [1, 4, 9]):\n"
+    "        assert got == want\n"
+    "    assert [candidate(x) for x in (2, 5)] == [4, 25]\n"
+)
+
+
+@pytest.mark.parametrize("name", EXCLUDED)
+def test_excluded_exception_types_never_pass(box, name):
+    raises = f"def solve(x):\n    raise {name}('x')\n"
+    caught = "def check(candidate):\n    try:\n        candidate(1)\n    except " + name + ":\n        pass\n"
+    caught += "    else:\n        assert False\n    assert candidate(3) == 9\n"
+    results = box.run([check(raises, ZIP_TEST), check(raises, caught)])
+    assert [r.status for r in results] == ["fail", "fail"], (name, results)
+
+
+def test_stop_iteration_cannot_end_the_tests_loop_early(box):
+    # In-process, this candidate would end the `zip(map(...))` loop at once and pass.
+    code = "def solve(x):\n    if x == 1:\n        raise StopIteration\n    return x * x\n"
+    assert box.run([check(code, ZIP_TEST)])[0].status == "fail"
+    assert box.run([check(SQUARE, ZIP_TEST)])[0].status == "pass"
+
+
+def test_load_errors_and_unencodable_answers_are_no_expected_exception(box):
+    # Both would otherwise cross as a type a test catches (a load error was a RuntimeError, an answer
+    # that is not plain data a PlainError, a ValueError): neither is the call raising.
+    test = EXPECTS.format(expected="(RuntimeError, ValueError)").replace("assert candidate(2) == 4\n", "")
+    unencodable = "def solve(x):\n    return object() if x < 0 else x * x\n"
+    results = box.run([check("def solve(x):\n    raise ValueError(\n", test), check(unencodable, test)])
+    assert [r.status for r in results] == ["fail", "fail"], results
+
+
 def test_a_chatty_candidate_does_not_stall(box):
     code = "def solve(x):\n    print('x' * 200_000)\n    return x * x\n"
     assert box.run([check(code)])[0].status == "pass"
