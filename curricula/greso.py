@@ -42,11 +42,10 @@ from typing import Any
 import numpy as np
 
 from taskforge.curricula.base import PASS_THRESHOLD
+from taskforge.io import load_tasks
 from taskforge.task import Task
 
 KINDS = ("easy", "hard")
-# The files `load_tasks` reads, alone or found in a folder.
-TASK_FILE_SUFFIXES = (".jsonl", ".parquet")
 # The filter's settings and defaults: the `greso:` keys of the training YAML (besides `enabled`).
 DEFAULTS: dict[str, float] = {"p_start": 0.5, "p_min": 0.05, "step": 0.01, "target": 0.25, "adapt_every": 64}
 
@@ -314,36 +313,3 @@ class GresoFilter:
         from taskforge.curricula.stream import TaskStream
 
         return TaskStream.as_hf_dataset(self)  # type: ignore[arg-type]  # it only iterates Tasks
-
-
-def load_tasks(tasks: Any) -> list[Task]:
-    """Tasks from a list (Tasks or dicts), a `datasets.Dataset` of task rows, a tasks file (JSONL or
-    Parquet; taskforge's tasks or Saturn's records), or a folder of such files read in name order (a
-    benchmark exported one file per level, ours or Saturn's)."""
-    if isinstance(tasks, (str, Path)):
-        path = Path(tasks)
-        if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.suffix in TASK_FILE_SUFFIXES)
-            return [t for f in files for t in iter_task_file(f)]
-        return list(iter_task_file(path))
-    out = []
-    for row in tasks:
-        out.append(row if isinstance(row, Task) else Task.from_dict(row))
-    return out
-
-
-def iter_task_file(path: Path) -> Iterator[Task]:
-    """The tasks of one file: Parquet as `taskforge generate` writes it, or JSONL rows of taskforge tasks
-    or Saturn records; DatasetError naming the line of the first row that is neither."""
-    from taskforge.errors import DatasetError
-    from taskforge.generators.sat.records import task_from_record
-    from taskforge.io import read_jsonl, read_tasks
-
-    if path.suffix == ".parquet":
-        yield from read_tasks(path)
-        return
-    for lineno, row in enumerate(read_jsonl(path), 1):
-        try:
-            yield task_from_record(row)
-        except (DatasetError, TypeError, ValueError, KeyError) as exc:
-            raise DatasetError(f"{path}:{lineno} is not a task record: {exc}") from None

@@ -423,6 +423,45 @@ def read_tasks(path: str | Path) -> Iterator[Task]:
             raise DatasetError(f"{path}:{lineno} is not a task record: {exc}") from None
 
 
+# The files a tasks path names: one of them, or a folder holding them (searched below, in name order).
+TASK_FILE_SUFFIXES = (".jsonl", ".parquet")
+
+
+def task_files(path: str | Path) -> list[Path]:
+    """The task files of a path: the file itself, or a folder's `.jsonl`/`.parquet` files at any depth in
+    name order (a benchmark exported one file per level); [] for a folder without any."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    return sorted(f for f in path.rglob("*") if f.suffix in TASK_FILE_SUFFIXES and f.is_file())
+
+
+def iter_task_file(path: str | Path) -> Iterator[Task]:
+    """The tasks of one file: Parquet as `taskforge generate` writes it, or JSONL rows of taskforge tasks
+    or Saturn records; DatasetError naming the line of the first row that is neither."""
+    # Saturn's records are the sat family's format: imported here, not at module level, so that reading
+    # our own files never loads a family.
+    from taskforge.generators.sat.records import task_from_record
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        yield from read_tasks(path)
+        return
+    for lineno, row in enumerate(read_jsonl(path), 1):
+        try:
+            yield task_from_record(row)
+        except (DatasetError, TypeError, ValueError, KeyError) as exc:
+            raise DatasetError(f"{path}:{lineno} is not a task record: {exc}") from None
+
+
+def load_tasks(tasks: Any) -> list[Task]:
+    """Tasks from a list (Tasks or dicts), a `datasets.Dataset` of task rows, a tasks file (JSONL or
+    Parquet; taskforge's tasks or Saturn's records), or a folder of such files (see `task_files`)."""
+    if isinstance(tasks, (str, Path)):
+        return [t for f in task_files(tasks) for t in iter_task_file(f)]
+    return [row if isinstance(row, Task) else Task.from_dict(row) for row in tasks]
+
+
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.exists():

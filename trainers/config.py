@@ -467,7 +467,8 @@ def _check_dataset_path(dataset: str | Path) -> None:
     """The cheap checks of a dataset path (the file is read later, after torch and TRL load, but before
     the model): it exists, has a suffix `load_tasks` reads (any other file would be parsed as JSONL, which
     for a CSV or a .json array gives a puzzling "line 1 is not valid JSON"), and a folder holds such a file."""
-    from taskforge.curricula.greso import TASK_FILE_SUFFIXES as DATASET_SUFFIXES
+    from taskforge.io import TASK_FILE_SUFFIXES as DATASET_SUFFIXES
+    from taskforge.io import iter_task_file, task_files
 
     kinds = " or ".join(DATASET_SUFFIXES)
     if not str(dataset).strip():
@@ -477,7 +478,7 @@ def _check_dataset_path(dataset: str | Path) -> None:
     if not path.exists():
         raise ConfigError(f"dataset {path} does not exist (a tasks file, {kinds}, or a folder of them)")
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.suffix in DATASET_SUFFIXES and f.is_file())
+        files = task_files(path)
         if not files:
             raise ConfigError(f"dataset folder {path} holds no {kinds} files")
     elif path.suffix not in DATASET_SUFFIXES:
@@ -488,7 +489,6 @@ def _check_dataset_path(dataset: str | Path) -> None:
         files = [path]
     # The first record only: a file in the wrong format fails here, before TRL's 8-second import; the
     # whole dataset is read once, by the trainer, still before the model loads.
-    from taskforge.curricula.greso import iter_task_file
     from taskforge.errors import DatasetError
 
     try:
@@ -500,8 +500,8 @@ def _check_dataset_path(dataset: str | Path) -> None:
 def load_dataset(cfg: TrainConfig) -> list[Any]:
     """The fixed dataset's tasks, every family registered (the verifier is looked up by family); read
     before any model loads, so a bad file is a ConfigError, not a crash after minutes."""
-    from taskforge.curricula.greso import load_tasks
     from taskforge.errors import DatasetError
+    from taskforge.io import load_tasks
 
     try:
         tasks = load_tasks(cfg.dataset)

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 
 from taskforge.api import as_task, verify_many
 from taskforge.errors import DatasetError
-from taskforge.io import read_jsonl, read_tasks
+from taskforge.io import read_jsonl, read_tasks, task_files
 from taskforge.registry import get_generator
 from taskforge.task import TASK_FIELDS, Task, Verdict
 
@@ -78,11 +78,7 @@ class TaskIndex:
         for path in map(Path, paths):
             if not path.exists():
                 raise DatasetError(f"no such file or folder: {path}")
-            files = (
-                sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".parquet"))
-                if path.is_dir()
-                else [path]
-            )
+            files = task_files(path)
             if not files:
                 raise DatasetError(f"{path} holds no .jsonl or .parquet file")
             for file in files:
